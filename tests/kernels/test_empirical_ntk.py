@@ -62,7 +62,12 @@ def test_structured_layer_strategies_agree(case: str, strategy: str) -> None:
     shape = probe(model, x1, trainable_params(model))
     assert shape.layers, "the case must have structured layers"
     engine = StructuredBlocks(
-        model, shape.layers, {s.name: strategy for s in shape.layers}, shape.other_params, "trace"
+        model,
+        shape.layers,
+        {s.name: strategy for s in shape.layers},
+        shape.other_params,
+        "trace",
+        shape.num_outputs,
     )
     got = engine.pair(engine.features(x1), engine.features(x2))
     assert_matches(got.detach(), reference_ntk(model, x1, x2, "trace"))

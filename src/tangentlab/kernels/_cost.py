@@ -3,15 +3,17 @@
 Notation: ``n1, n2`` examples, ``O`` outputs, ``P`` trainable parameters, ``F`` forward FLOPs per example, ``A``
 activations per example, ``m = O`` for ``trace``/``diagonal`` and ``O²`` for ``full``. Per method:
 
-- ``jacobian``: Jacobians ``(n1 + n2)·(1 + 2O)·F``; contraction ``2·n1·n2·m·P``; memory ``2·O·P`` per example.
+- ``jacobian``: Jacobians ``(n1 + r·n2)·(1 + 2O)·F``; contraction ``2·n1·n2·m·P``; memory ``2·O·P`` per example.
 - ``ntvp``: one VJP per (x2 example, output) and a JVP of the x1 block along it:
   ``n2·O·(n1/b1)·3F + n1·n2·O·3F``; memory ``3·c·(P + b1·A)`` for a vmap chunk of ``c`` columns.
-- ``structured``: a forward and a batched reverse pass ``(n1 + n2)·(1 + 2O)·F``; per dense layer and pair of
+- ``structured``: a forward and a reverse pass for input gradients, ``(n1 + r·n2)·(1 + O)·F`` (``2·O·F`` when
+  the batch is repeated per output, for conv nets); per dense layer and pair of
   examples ``2·(m·C + I)``; a layer with ``T`` positions either ``2·T²·(O·C + I)`` per pair (Gram) or
   ``2·O·T·C·I`` per example plus ``2·m·C·I`` per pair (per-layer Jacobian), whichever is cheaper; the remaining
   parameters as in ``jacobian``.
 
-``auto`` takes the cheapest method in FLOPs among those whose blocks fit the memory budget. The estimates are
+``r`` is 1 when the x2 features of all blocks fit in half the budget (they are cached), else the number of x1
+blocks (they are recomputed for each). ``auto`` takes the cheapest method in FLOPs among those whose blocks fit the memory budget. The estimates are
 meant to rank methods, not to predict seconds.
 """
 
@@ -49,6 +51,11 @@ def _block_size(n: int, per_example: float, per_pair: float, budget: float, batc
     return int(max(1, min(n, MAX_BLOCK, math.floor(b))))
 
 
+def _recomputes(n1: int, n2: int, per_example: float, block: int, budget: float) -> float:
+    """How many times the x2 features are computed: once if they fit the cache (half the budget), else per x1 block."""
+    return 1.0 if n2 * per_example <= budget / 2 else float(math.ceil(n1 / block))
+
+
 def layer_strategies(shape: ModelShape, n1: int, n2: int, outputs: str) -> dict[str, str]:
     """Per structured layer: ``"gram"`` or ``"jacobian"``, whichever costs fewer FLOPs for these sizes."""
     o = shape.num_outputs
@@ -79,14 +86,14 @@ def estimate(
     m = o * o if outputs == "full" else o
     out_numbers = m if outputs == "full" else (o if outputs == "diagonal" else 1)
     pair_out = out_numbers * itemsize * 2
-    passes = (n1 + n2) * (1 + 2 * o) * f
+    per_pass = (1 + 2 * o) * f  # a forward and O reverse passes, per example
     costs: dict[str, Cost] = {}
 
     jac_per = 2 * o * p * itemsize + 2 * o * a * itemsize
     b = _block_size(max(n1, n2), jac_per, pair_out, budget, batch_size)
-    costs["jacobian"] = Cost(
-        "jacobian", passes + 2.0 * n1 * n2 * m * p, b, jac_per, 2 * b * jac_per <= budget
-    )
+    passes = (n1 + n2 * _recomputes(n1, n2, jac_per, b, budget)) * per_pass
+    jac_flops = passes + 2.0 * n1 * n2 * m * p
+    costs["jacobian"] = Cost("jacobian", jac_flops, b, jac_per, 2 * b * jac_per <= budget)
 
     b1 = min(n1, batch_size or 256)
     chunk_bytes = 3 * (p + b1 * a) * itemsize
@@ -95,10 +102,12 @@ def estimate(
 
     strategies = layer_strategies(shape, n1, n2, outputs)
     per, pair = 0.0, float(pair_out)
-    flops = float(passes)
+    # forward and input-gradient reverse passes only (weight gradients are the per-layer terms below); the batch
+    # is repeated O times when some layer has several positions (see _structured._acts_and_deltas)
+    expand = o > 1 and any(s.positions > 1 for s in shape.layers)
+    flops_per_example = (2.0 * o if expand else 1.0 + o) * f + (per_pass if shape.num_other_params else 0.0)
+    flops = 0.0
     jac_params = shape.num_other_params
-    if jac_params:
-        flops += passes
     for s in shape.layers:
         t, c, i = s.positions, s.out_features, s.in_features
         if strategies[s.name] == "gram":
@@ -108,10 +117,11 @@ def estimate(
         else:
             jac_params += s.num_params
             per += (t * i + o * t * c) * itemsize * 2
-            flops += (n1 + n2) * 2.0 * o * t * c * i
+            flops_per_example += 2.0 * o * t * c * i
     per += 2 * o * jac_params * itemsize + 2 * o * a * itemsize
     flops += 2.0 * n1 * n2 * m * jac_params
     b = _block_size(max(n1, n2), per, pair, budget, batch_size)
+    flops += (n1 + n2 * _recomputes(n1, n2, per, b, budget)) * flops_per_example
     costs["structured"] = Cost("structured", flops, b, int(per), 2 * b * per + b * b * pair <= budget)
     return costs
 

@@ -153,4 +153,4 @@ def _engine(
         return NtvpBlocks(model, params, outputs, shape.num_outputs, int(budget // max(per_column, 1)))
     strategies = layer_strategies(shape, n1, n2, outputs)
     other = {name: p.detach() for name, p in shape.other_params.items()}
-    return StructuredBlocks(model, shape.layers, strategies, other, outputs)
+    return StructuredBlocks(model, shape.layers, strategies, other, outputs, shape.num_outputs)
