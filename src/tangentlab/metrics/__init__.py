@@ -1,0 +1,30 @@
+"""Metrics for comparing finite networks with kernel theory.
+
+* kernels: :func:`kernel_distance`, :func:`kernel_velocity` (Fort et al. 2020), :func:`kernel_target_alignment`
+  (Cristianini et al. 2002), :func:`relative_frobenius_change`;
+* training movement: :func:`relative_param_change`, :func:`function_gap` (Lee et al. 2019);
+* predictions: :func:`accuracy`, :func:`mean_squared_error`, :func:`nll`, :func:`gaussian_nll`;
+* calibration: :func:`expected_calibration_error` (Guo et al. 2017), :func:`interval_coverage`.
+
+Scalar metrics return Python floats, computed in float64.
+"""
+
+from tangentlab.metrics.calibration import expected_calibration_error, interval_coverage
+from tangentlab.metrics.change import function_gap, relative_frobenius_change, relative_param_change
+from tangentlab.metrics.kernel_similarity import kernel_distance, kernel_target_alignment, kernel_velocity
+from tangentlab.metrics.prediction_quality import accuracy, gaussian_nll, mean_squared_error, nll
+
+__all__ = [
+    "accuracy",
+    "expected_calibration_error",
+    "function_gap",
+    "gaussian_nll",
+    "interval_coverage",
+    "kernel_distance",
+    "kernel_target_alignment",
+    "kernel_velocity",
+    "mean_squared_error",
+    "nll",
+    "relative_frobenius_change",
+    "relative_param_change",
+]

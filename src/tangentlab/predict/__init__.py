@@ -1,0 +1,30 @@
+"""Predictions of kernel theory: linearized gradient-descent dynamics on MSE, NTK-GP ensembles, GP posteriors.
+
+Public surface:
+
+* :func:`gradient_descent_mse` — outputs of one linearized network after gradient flow for time ``t``.
+* :func:`gradient_descent_mse_ensemble` — mean and covariance over random inits (NTK or NNGP mode).
+* :func:`gp_inference` — GP posterior with a precomputed NNGP or NTK kernel.
+* :class:`KernelRegressor` — fit/predict kernel ridge regression on precomputed kernels.
+* :func:`solve_psd`, :class:`SolveInfo`, :class:`GaussianPrediction` — the solver and its records.
+
+All computation is float64; the loss convention is ``L = (1/(2n)) sum_i ||f(x_i) - y_i||^2``.
+"""
+
+from tangentlab.predict.gp import GaussianPrediction, gp_inference
+from tangentlab.predict.gradient_descent import gradient_descent_mse, gradient_descent_mse_ensemble
+from tangentlab.predict.regressor import KernelRegressor, NotFittedError
+from tangentlab.predict.solve import JITTER_LADDER, PSD_TOL, SolveInfo, solve_psd
+
+__all__ = [
+    "JITTER_LADDER",
+    "PSD_TOL",
+    "GaussianPrediction",
+    "KernelRegressor",
+    "NotFittedError",
+    "SolveInfo",
+    "gp_inference",
+    "gradient_descent_mse",
+    "gradient_descent_mse_ensemble",
+    "solve_psd",
+]
