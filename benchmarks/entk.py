@@ -207,20 +207,24 @@ def run_gram_throughput(device_name: str) -> dict[str, float]:
 
 
 def plan(quick: bool, large_n: int) -> list[dict[str, Any]]:
-    ours = ["structured", "auto", "jacobian", "ntvp"]
-    cases = []
+    """Which (model, n, method) cases to run. Slow methods stop at the n where they take minutes."""
     sizes = {"mlp": [32, 256, 2048], "cnn": [32, 256], "resnet": [32, 128]}
-    slow_limit = {"jacobian": 256, "ntvp": 32, "func-jacrev": 32, "func-ntvp": 8}
+    largest = {  # per method and model: the largest n run (the tutorial's ntvp holds n²·O parameter vectors)
+        "jacobian": {"mlp": 32, "cnn": 256, "resnet": 128},
+        "ntvp": {"mlp": 32, "cnn": 32, "resnet": 32},
+        "func-jacrev": {"mlp": 32, "cnn": 32, "resnet": 32},
+        "func-ntvp": {"mlp": 8, "cnn": 8, "resnet": 8},
+    }
+    cases = []
     for model, ns in sizes.items():
-        for n in ns[:2] if quick else ns:
-            for method in [*ours, "func-jacrev", "func-ntvp"]:
-                if n <= slow_limit.get(method, n):
+        for n in [8, *(ns[:2] if quick else ns)]:
+            for method in ["structured", "auto", "jacobian", "ntvp", "func-jacrev", "func-ntvp"]:
+                limit = largest.get(method, {}).get(model)
+                if (n == 8) == (method == "func-ntvp") and (limit is None or n <= limit):
                     cases.append({"model": model, "n": n, "method": method})
-        if model == "mlp":  # the tutorial's ntvp holds n²·O parameter vectors: only tiny n fit
-            cases.append({"model": model, "n": 8, "method": "func-ntvp"})
     if not quick:
         cases.append({"model": "mlp", "n": large_n, "method": "auto"})
-    return [c for c in cases if not (c["method"] == "func-ntvp" and c["n"] > 8)]
+    return cases
 
 
 def fmt_row(r: dict[str, Any]) -> str:

@@ -1,15 +1,28 @@
 """tangentlab: does this finite neural network behave as neural tangent kernel theory predicts?
 
-The public surface is exactly what this module re-exports (and the documented subpackages).
+The public surface is exactly what this module re-exports (and the documented subpackages):
+
+- kernel engine: ``empirical_ntk``, ``empirical_nngp`` (any ``nn.Module``), ``monte_carlo_kernel``;
+- ``arch``: one description → finite ``nn.Module`` (``build``) and infinite-width ``Kernel`` (``kernel``);
+- ``data``, ``train``, ``predict``, ``metrics``: datasets, the training loop, kernel predictions, measures.
 """
 
+from tangentlab import arch, data, metrics, predict, train
 from tangentlab._version import __version__
-
-# --- kernel engine: empirical kernels of any nn.Module (issue 2)
+from tangentlab.arch import Kernel
 from tangentlab.kernels import empirical_nngp, empirical_ntk
+from tangentlab.kernels.monte_carlo import MonteCarloKernel, monte_carlo_kernel
 
-# --- architecture descriptions, infinite-width kernels, Monte Carlo kernels (issue 3)
-
-# --- data, training, predictions, metrics (issue 4)
-
-__all__ = ["__version__", "empirical_nngp", "empirical_ntk"]
+__all__ = [
+    "Kernel",
+    "MonteCarloKernel",
+    "__version__",
+    "arch",
+    "data",
+    "empirical_nngp",
+    "empirical_ntk",
+    "metrics",
+    "monte_carlo_kernel",
+    "predict",
+    "train",
+]

@@ -1,0 +1,53 @@
+"""Architecture descriptions: one description gives the finite network and its infinite-width kernels.
+
+Layers are frozen, hashable dataclasses that serialise to JSON/YAML (:mod:`.serialization`). Any description
+``net`` (a layer or ``serial(...)`` of layers, ending with a ``Dense`` readout) offers
+
+- ``net.build(in_shape, *, parametrization="ntk", seed=0, dtype=None, device=None)``: the finite ``nn.Module``;
+- ``net.kernel(x1, x2=None, *, parametrization="ntk")``: the infinite-width :class:`Kernel` (NNGP, NTK).
+
+Parametrizations (``"ntk"``, ``"standard"``, ``"mup"``) are defined in :mod:`tangentlab.arch._parametrization`.
+"""
+
+from tangentlab.arch._base import Layer, Parametrization
+from tangentlab.arch._network import BuiltNetwork, build, kernel
+from tangentlab.arch._record import Kernel
+from tangentlab.arch.activations import Activation, Identity, Sigmoid, Softplus, Tanh
+from tangentlab.arch.arccos import Abs, LeakyReLU, ReLU
+from tangentlab.arch.combinators import Residual, Serial, residual, serial
+from tangentlab.arch.conv import Conv
+from tangentlab.arch.dense import Dense
+from tangentlab.arch.erf_gelu import GELU, Erf
+from tangentlab.arch.pooling import AvgPool, Flatten, GlobalAvgPool
+from tangentlab.arch.serialization import from_dict, from_json, from_yaml
+
+__all__ = [
+    "GELU",
+    "Abs",
+    "Activation",
+    "AvgPool",
+    "BuiltNetwork",
+    "Conv",
+    "Dense",
+    "Erf",
+    "Flatten",
+    "GlobalAvgPool",
+    "Identity",
+    "Kernel",
+    "Layer",
+    "LeakyReLU",
+    "Parametrization",
+    "ReLU",
+    "Residual",
+    "Serial",
+    "Sigmoid",
+    "Softplus",
+    "Tanh",
+    "build",
+    "from_dict",
+    "from_json",
+    "from_yaml",
+    "kernel",
+    "residual",
+    "serial",
+]
