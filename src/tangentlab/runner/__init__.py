@@ -1,5 +1,40 @@
-"""Sweeps: configuration, run identity, the result store and the executors (orchestration layer)."""
+"""Sweeps: configuration, run identity, the result store and the executors (orchestration layer).
 
-from tangentlab.runner.config import DataConfig, RunConfig, SweepConfig, TrainConfig
+The runner uses only tangentlab's public numerics API (``arch``, ``data``); it never imports
+:mod:`tangentlab.studies` — callers hand it a study object (see :class:`StudyLike`).
+"""
 
-__all__ = ["DataConfig", "RunConfig", "SweepConfig", "TrainConfig"]
+from tangentlab.runner._protocol import StudyLike
+from tangentlab.runner.config import (
+    ConfigError,
+    DataConfig,
+    RunConfig,
+    SweepConfig,
+    TrainConfig,
+    expand_sweep,
+    load_sweep,
+    read_sweep,
+)
+from tangentlab.runner.executors import EXECUTORS, RunResult, execute, execute_run
+from tangentlab.runner.store import ResultStore, StoredRun
+from tangentlab.runner.sweep import SweepSummary, run_sweep
+
+__all__ = [
+    "EXECUTORS",
+    "ConfigError",
+    "DataConfig",
+    "ResultStore",
+    "RunConfig",
+    "RunResult",
+    "StoredRun",
+    "StudyLike",
+    "SweepConfig",
+    "SweepSummary",
+    "TrainConfig",
+    "execute",
+    "execute_run",
+    "expand_sweep",
+    "load_sweep",
+    "read_sweep",
+    "run_sweep",
+]
