@@ -286,7 +286,7 @@ def main() -> None:
                 None,
             )
             if mine and "seconds" in mine:
-                print(f"  {MODELS[r['model']]}, n={r['n']}: {r['seconds'] / mine['seconds']:.0f}×")
+                print(f"- {MODELS[r['model']]}, n={r['n']}: {r['seconds'] / mine['seconds']:.0f}×")
 
     proc = subprocess.run(
         [sys.executable, __file__, "--gram", "--device", args.device], capture_output=True, text=True
