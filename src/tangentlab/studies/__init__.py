@@ -33,7 +33,15 @@ def get_study(name: str) -> Study:
         if not (isinstance(cls, type) and issubclass(cls, Study)):
             raise ValueError(f"study: {name!r} is not a tangentlab.studies.Study subclass")
         return cls()
-    raise ValueError(f"study: unknown study {name!r}; choices: {', '.join(sorted(STUDIES))} (or 'module:Class')")
+    raise ValueError(
+        f"study: unknown study {name!r}; choices: {', '.join(sorted(STUDIES))} (or 'module:Class')"
+    )
+
+
+def list_studies() -> list[type[Study]]:
+    """The registered studies (built-in ones included), sorted by name."""
+    _load_builtin()
+    return [STUDIES[name] for name in sorted(STUDIES)]
 
 
 def _load_builtin() -> None:
@@ -42,6 +50,6 @@ def _load_builtin() -> None:
         importlib.import_module(f"tangentlab.studies.{module}")
 
 
-_BUILTIN: tuple[str, ...] = ()  # e.g. ("lazy",): modules under tangentlab/studies that register a study
+_BUILTIN: tuple[str, ...] = ("lazy",)  # modules under tangentlab/studies that register a study
 
-__all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "register"]
+__all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "list_studies", "register"]

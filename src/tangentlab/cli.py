@@ -1,0 +1,220 @@
+"""The ``tangentlab`` command line: list studies, run a sweep, show its results, write its report.
+
+Exit codes: 0 on success; 1 when a sweep finished with failed runs (after the others ran); 2 for a bad config,
+option or output folder (a one-paragraph message naming the file and the field, no traceback).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from tangentlab import studies
+from tangentlab._version import __version__
+from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
+from tangentlab.studies import ResultRow
+
+app = typer.Typer(
+    name="tangentlab",
+    help="Does this finite neural network behave as neural tangent kernel theory predicts?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Executor(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
+class Format(StrEnum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"tangentlab: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command("studies")
+def list_studies() -> None:
+    """List the registered studies: name, title and citation."""
+    for cls in studies.list_studies():
+        typer.echo(f"{cls.name}\t{cls.title}\t{cls.citation}")
+
+
+@app.command("run")
+def run(
+    config: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: results/<config stem>).")] = None,
+    executor: Annotated[Executor, typer.Option(help="Where runs are computed.")] = Executor.local,
+    address: Annotated[
+        str | None, typer.Option(help="A Ray cluster's address (with --executor ray).")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Parallel runs (processes, or a local Ray's CPUs).")
+    ] = 1,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
+    device: Annotated[str, typer.Option(help="Torch device passed to every run.")] = "cpu",
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Run a sweep (resumable: runs already done are skipped)."""
+    try:
+        _, study, runs = load_sweep(config, studies.get_study)
+    except ConfigError as err:
+        raise _fail(str(err)) from None
+    if address is not None and executor is not Executor.ray:
+        raise _fail(f"--address: only used with --executor ray, got --executor {executor.value}")
+    out_dir = out if out is not None else Path("results") / config.stem
+    try:
+        summary = run_sweep(
+            study,
+            runs,
+            out_dir,
+            executor=executor.value,
+            workers=workers,
+            address=address,
+            retry_failed=retry_failed,
+            device=device,
+            progress=progress,
+        )
+    except ImportError as err:
+        raise _fail(str(err)) from None
+    typer.echo(
+        f"{out_dir}: {summary.total} runs; {summary.skipped} already finished, {summary.done} done now, "
+        f"{len(summary.failed)} failed now, {len(summary.failed_before)} failed earlier (not retried)"
+    )
+    for run_id in (*summary.failed, *summary.failed_before):
+        typer.echo(f"failed: {run_id} (see `tangentlab results {out_dir}`)", err=True)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+@app.command("results")
+def results(
+    out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
+    format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+) -> None:
+    """One line per run: id, study, status, the values that vary between runs, metrics."""
+    rows = _stored(out_dir)
+    varying = _varying_fields(rows)
+    metric_names = list(dict.fromkeys(name for row in rows for name in row.metrics))
+    if format is Format.json:
+        records = [
+            {
+                "run_id": row.run_id,
+                "study": row.study,
+                "status": row.status,
+                "grid": {name: _flat(row).get(name) for name in varying},
+                "metrics": row.metrics,
+                "seconds": row.seconds,
+                "error": row.error,
+                "config": row.config.model_dump(mode="json"),
+            }
+            for row in rows
+        ]
+        typer.echo(json.dumps(records, indent=2))
+        return
+    header = ["run_id", "study", "status", *varying, *metric_names]
+    table = [
+        [row.run_id, row.study, row.status]
+        + [_cell(_flat(row).get(name)) for name in varying]
+        + [_cell(row.metrics.get(name)) for name in metric_names]
+        for row in rows
+    ]
+    if format is Format.csv:
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *table])
+        typer.echo(buffer.getvalue(), nl=False)
+        return
+    widths = [max(len(str(line[i])) for line in [header, *table]) for i in range(len(header))]
+    for line in [header, *table]:
+        typer.echo(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
+
+
+@app.command("report")
+def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")]) -> None:
+    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path."""
+    rows = _stored(out_dir)
+    figures_dir = out_dir / "report" / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for study_name in dict.fromkeys(row.study for row in rows):
+        try:
+            study = studies.get_study(study_name)
+        except ValueError as err:
+            raise _fail(f"{out_dir}: {err}") from None
+        done = [_result_row(row) for row in rows if row.study == study_name and row.status == "done"]
+        if not done:
+            typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
+            continue
+        sections.append(study.report(done, figures_dir))
+    counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
+    metadata = {
+        "output folder": str(out_dir),
+        "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
+        "tangentlab": __version__,
+    }
+    # tangentlab.report.write_report(out_dir, sections, *, title, metadata) -> Path
+    write_report: Any = importlib.import_module("tangentlab.report").write_report
+    path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
+    typer.echo(str(path))
+
+
+def _stored(out_dir: Path) -> list[StoredRun]:
+    try:
+        with ResultStore(out_dir) as store:
+            return store.runs()
+    except FileNotFoundError as err:
+        raise _fail(str(err)) from None
+
+
+def _result_row(row: StoredRun) -> ResultRow:
+    return ResultRow(row.run_id, row.config, row.status, row.metrics, row.artifacts_dir)
+
+
+def _flat(row: StoredRun) -> dict[str, Any]:
+    """The resolved config as ``section.field`` → value (the model as one JSON string)."""
+    config = row.config.model_dump(mode="json")
+    flat: dict[str, Any] = {"model": json.dumps(config["model"], sort_keys=True), "seed": config["seed"]}
+    for section in ("data", "train", "params"):
+        for key, value in config[section].items():
+            if isinstance(value, dict):
+                flat.update({f"{section}.{key}.{k}": v for k, v in value.items()})
+            else:
+                flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _varying_fields(rows: list[StoredRun]) -> list[str]:
+    """The config fields whose values differ between runs (the grid axes and seeds), in config order."""
+    flats = [_flat(row) for row in rows]
+    names = list(dict.fromkeys(name for flat in flats for name in flat))
+    return [n for n in names if len({json.dumps(f.get(n), sort_keys=True) for f in flats}) > 1]
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value) if not isinstance(value, list | dict) else json.dumps(value)
+
+
+def main() -> None:
+    """The console entry point."""
+    app(prog_name="tangentlab")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

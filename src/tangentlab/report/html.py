@@ -1,0 +1,148 @@
+"""The static HTML report: one self-contained page, ``OUT/report/index.html``, built from the studies' sections.
+
+Figures live under ``OUT/report/figures/`` and are referenced relative to the page, so the folder can be moved or
+served as it is. Every piece of text from a section is HTML-escaped. No JavaScript, no external resources.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from tangentlab.report.section import StudySection, Table
+
+VERDICT_COLOURS: dict[str, str] = {
+    "supported": "#1a7f37",
+    "not supported": "#cf222e",
+    "mixed": "#9a6700",
+    "inconclusive": "#6e7781",
+}
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #1f2328; line-height: 1.5; }
+h1 { border-bottom: 2px solid #d0d7de; padding-bottom: .3em; }
+h2 { margin-top: 2em; border-bottom: 1px solid #d0d7de; padding-bottom: .2em; }
+.meta { font-size: .9em; color: #57606a; border-collapse: collapse; }
+.meta td { padding: .1em 1em .1em 0; vertical-align: top; }
+.meta code, .settings code { background: #f6f8fa; padding: 0 .3em; }
+.citation { color: #57606a; font-style: italic; }
+.claim { background: #f6f8fa; border-left: 4px solid #0969da; padding: .5em 1em; }
+.badge { display: inline-block; color: white; border-radius: 1em; padding: .1em .8em; font-weight: 600;
+         font-size: .9em; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #d0d7de; }
+table.data { border-collapse: collapse; font-size: .9em; margin: 1em 0; }
+table.data th, table.data td { border: 1px solid #d0d7de; padding: .25em .6em; text-align: left; }
+table.data th { background: #f6f8fa; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
+.settings { font-size: .9em; color: #57606a; }
+nav ul { padding-left: 1.2em; }
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name) or "study"
+
+
+def _place_figure(figure: Path, report_dir: Path, figures_dir: Path) -> str:
+    """Path of ``figure`` relative to ``report_dir``; figures outside the report folder are copied into it."""
+    path = figure if figure.is_absolute() else report_dir / figure
+    path = path.resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"figures: {figure} does not exist (looked at {path})")
+    root = report_dir.resolve()
+    if not path.is_relative_to(root):
+        target = figures_dir / path.name
+        if target.exists() and target.resolve() != path:
+            target = figures_dir / f"{path.parent.name}_{path.name}"
+        shutil.copy2(path, target)
+        path = target.resolve()
+    return path.relative_to(root).as_posix()
+
+
+def _table(table: Table) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in table.header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    return (
+        f'<table class="data"><caption>{_e(table.caption)}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _section(section: StudySection, report_dir: Path, figures_dir: Path) -> str:
+    colour = VERDICT_COLOURS.get(section.verdict, "#6e7781")
+    parts = [
+        f'<section id="{_e(_slug(section.study))}">',
+        f"<h2>{_e(section.title)}</h2>",
+        f'<p class="citation">{_e(section.citation)}</p>',
+        f'<p>Verdict: <span class="badge verdict" style="background:{colour}">{_e(section.verdict)}</span></p>',
+        f'<div class="claim"><strong>Claim tested.</strong> {_e(section.claim)}</div>',
+    ]
+    if section.findings:
+        parts.append(
+            "<h3>Findings</h3><ul>" + "".join(f"<li>{_e(f)}</li>" for f in section.findings) + "</ul>"
+        )
+    for fig in section.figures:
+        src = _place_figure(Path(fig), report_dir, figures_dir)
+        parts.append(f'<figure><img src="{_e(src)}" alt="{_e(Path(fig).stem)}"></figure>')
+    parts.extend(_table(t) for t in section.tables)
+    if section.settings:
+        parts.append(
+            '<h3>Settings</h3><ul class="settings">'
+            + "".join(f"<li>{_e(s)}</li>" for s in section.settings)
+            + "</ul>"
+        )
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(
+    sections: Sequence[StudySection], *, title: str, metadata: Mapping[str, str], report_dir: Path
+) -> str:
+    """The page's HTML text (figures are resolved against, and copied into, ``report_dir``)."""
+    figures_dir = report_dir / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    meta = "".join(f"<tr><td>{_e(k)}</td><td><code>{_e(v)}</code></td></tr>" for k, v in metadata.items())
+    nav = "".join(
+        f'<li><a href="#{_e(_slug(s.study))}">{_e(s.title)}</a> — {_e(s.verdict)}</li>' for s in sections
+    )
+    body = "\n".join(_section(s, report_dir, figures_dir) for s in sections)
+    if not sections:
+        body = "<p>No study results in this folder.</p>"
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{_e(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f'<header><h1>{_e(title)}</h1><table class="meta">{meta}</table></header>\n'
+        f"<nav><ul>{nav}</ul></nav>\n{body}\n</body>\n</html>\n"
+    )
+
+
+def write_report(
+    out_dir: Path, sections: list[StudySection], *, title: str, metadata: dict[str, str]
+) -> Path:
+    """Write ``out_dir/report/index.html`` and return its path.
+
+    Args:
+        out_dir: the sweep's output folder; the page goes to ``out_dir/report/``, figures under
+            ``out_dir/report/figures/`` (a section's figures elsewhere are copied there).
+        sections: the studies' sections, in page order.
+        title: the page heading.
+        metadata: shown in the header (e.g. tangentlab and torch versions, date, the command).
+
+    Raises:
+        FileNotFoundError: if a section names a figure that does not exist.
+    """
+    report_dir = Path(out_dir) / "report"
+    report_dir.mkdir(parents=True, exist_ok=True)
+    text = render_html(sections, title=title, metadata=metadata, report_dir=report_dir)
+    path = report_dir / "index.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+    return path
