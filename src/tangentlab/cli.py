@@ -7,7 +7,6 @@ option or output folder (a one-paragraph message naming the file and the field, 
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 from enum import StrEnum
@@ -18,6 +17,7 @@ import typer
 
 from tangentlab import studies
 from tangentlab._version import __version__
+from tangentlab.report import write_report
 from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
 from tangentlab.studies import ResultRow
 
@@ -167,8 +167,6 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder
         "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
         "tangentlab": __version__,
     }
-    # tangentlab.report.write_report(out_dir, sections, *, title, metadata) -> Path
-    write_report: Any = importlib.import_module("tangentlab.report").write_report
     path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     typer.echo(str(path))
 

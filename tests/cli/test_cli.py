@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import tangentlab.report
 from tangentlab.cli import app
 from tangentlab.runner import ResultStore, load_sweep
 from tangentlab.studies import get_study
@@ -59,7 +58,7 @@ def test_failed_runs_exit_1_then_retry_failed_succeeds(tmp_path):
     assert retry.exit_code == 0 and "2 already finished, 2 done now, 0 failed" in retry.output
 
 
-def test_results_formats_and_report(tmp_path, monkeypatch):
+def test_results_formats_and_report(tmp_path):
     path = write_sweep(tmp_path)
     out = tmp_path / "out"
     assert runner.invoke(app, ["run", str(path), "--out", str(out), "--no-progress"]).exit_code == 0
@@ -89,18 +88,12 @@ def test_results_formats_and_report(tmp_path, monkeypatch):
         csv_lines[0] == "run_id,study,status,seed,params.width,train_mse,weight_norm" and len(csv_lines) == 5
     )
 
-    calls = []
-
-    def fake_write_report(out_dir, sections, *, title, metadata):
-        calls.append((out_dir, sections, title, metadata))
-        return out_dir / "report" / "index.html"
-
-    monkeypatch.setattr(tangentlab.report, "write_report", fake_write_report, raising=False)
     result = runner.invoke(app, ["report", str(out)])
-    assert result.exit_code == 0 and result.output.strip() == str(out / "report" / "index.html")
-    (out_dir, sections, _, metadata) = calls[0]
-    assert out_dir == out and [s.study for s in sections] == ["toy"] and "4 done" in metadata["runs"]
-    assert len(sections[0].tables[0].rows) == 4
+    index = out / "report" / "index.html"
+    assert result.exit_code == 0 and result.output.strip() == str(index)
+    page = index.read_text()
+    assert ToyStudy.claim in page and "4 done" in page
+    assert page.count("<tr>") >= 5  # the toy study's table: a header and one row per run
 
 
 def test_results_of_a_folder_without_store_exits_2(tmp_path):
