@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
 
 from tangentlab.arch._base import PARAMETRIZATIONS, Context, KernelState, Layer, Shape, check_choice, fail
 from tangentlab.arch._record import Kernel
+
+BLOCK_ENTRIES = 2**18
+"""Target entries of one block's (block, block, P, P) covariance: small enough that a block's few temporaries
+stay in the CPU caches (the kernel maps are elementwise and memory-bound), large enough that per-operation
+overhead is negligible. The memory budget caps the block further."""
 
 
 class BuiltNetwork(nn.Sequential):
@@ -150,19 +156,40 @@ def kernel(
     b = a if x2 is None else x2.detach().to(dtype=torch.float64, device=a.device)
     positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
     factor = max(leaf.work_factor() for leaf in net.leaves()) + 4
-    block = max(1, math.isqrt(max(1, memory_budget // (8 * positions * positions * factor))))
+    by_budget = math.isqrt(max(1, memory_budget // (8 * positions * positions * factor)))
+    by_cache = math.isqrt(max(1, BLOCK_ENTRIES // (positions * positions)))
+    block = max(1, min(by_budget, by_cache))
     n1, n2 = a.shape[0], b.shape[0]
     nngp = torch.empty((n1, n2), dtype=torch.float64, device=a.device)
     ntk = torch.empty_like(nngp)
-    for i in range(0, n1, block):
-        for j in range(0, n2, block):
-            if x2 is None and j < i:
-                continue
-            same = x2 is None and i == j
-            state = input_state(a[i : i + block], None if same else b[j : j + block])
-            out = net.kernel_map(state, in_shape, Context(parametrization, n_weights))
-            nngp[i : i + block, j : j + block] = out.nngp
-            ntk[i : i + block, j : j + block] = out.ntk
+
+    def run_block(i: int, j: int) -> None:
+        same = x2 is None and i == j
+        state = input_state(a[i : i + block], None if same else b[j : j + block])
+        out = net.kernel_map(state, in_shape, Context(parametrization, n_weights))
+        nngp[i : i + block, j : j + block] = out.nngp
+        ntk[i : i + block, j : j + block] = out.ntk
+
+    tasks = [
+        (i, j)
+        for i in range(0, n1, block)
+        for j in range(0, n2, block)
+        if x2 is not None or j >= i  # by symmetry, the lower blocks are copied below
+    ]
+    threads = torch.get_num_threads()
+    if a.device.type == "cpu" and threads > 1 and len(tasks) > 1:
+        # One block per thread, each single-threaded: the blocks are small (cache-sized), where intra-op
+        # parallelism would pay a barrier per operation; the blocks write disjoint parts of the output.
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                for _ in pool.map(lambda task: run_block(*task), tasks):
+                    pass
+        finally:
+            torch.set_num_threads(threads)
+    else:
+        for i, j in tasks:
+            run_block(i, j)
     if x2 is None:
         for i in range(0, n1, block):
             for j in range(0, i, block):

@@ -63,6 +63,13 @@ class Elementwise(Layer):
         """``E[phi'(u) phi'(v)]``."""
         return gaussian_expectation(self.derivative, self.derivative, cov, var1, var2)
 
+    def kernel_pair(
+        self, cov: torch.Tensor, ntk: torch.Tensor, diag1: torch.Tensor, diag2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(E[phi(u) phi(v)], ntk * E[phi'(u) phi'(v)])`` with variances ``diag1``/``diag2`` (broadcast against
+        ``cov``); subclasses with closed forms override it to share work between the two."""
+        return self.expectation(cov, diag1, diag2), ntk * self.derivative_expectation(cov, diag1, diag2)
+
     def torch_module(self) -> nn.Module:
         return ElementwiseModule(self.phi, self.layer_name)
 
@@ -84,8 +91,7 @@ class Elementwise(Layer):
             d2 = torch.diagonal(state.var2, dim1=-2, dim2=-1)
             va, vb = d1[:, None, :, None], d2[None, :, None, :]
             sa, sb = d1[:, :, None], d1[:, None, :]
-        nngp = self.expectation(state.nngp, va, vb)
-        ntk = state.ntk * self.derivative_expectation(state.nngp, va, vb)
+        nngp, ntk = self.kernel_pair(state.nngp, state.ntk, va, vb)
         var1 = self.expectation(state.var1, sa, sb)
         if state.var2 is state.var1:
             var2 = var1

@@ -55,6 +55,33 @@ def leaky_relu_derivative_expectation(
     return ((1 + alpha**2) * (math.pi - theta) + 2 * alpha * theta) / (2 * math.pi)
 
 
+def leaky_relu_kernel_pair(
+    cov: torch.Tensor, ntk: torch.Tensor, var1: torch.Tensor, var2: torch.Tensor, alpha: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(E[phi(u) phi(v)], ntk * E[phi'(u) phi'(v)])`` from one angle, with few full-size temporaries.
+
+    The same formulas as :func:`leaky_relu_expectation` and :func:`leaky_relu_derivative_expectation`, evaluated
+    in place: the angle ``theta = arccos(rho)`` (the costly part) is computed once for both. ``var1``/``var2``
+    broadcast against ``cov``; ``cov`` and ``ntk`` are not modified. The scale is ``sqrt(var1 var2)`` (not
+    ``sqrt(var1) sqrt(var2)``) so that ``rho`` is exactly 1 on the diagonal, where ``arccos`` is ill-conditioned.
+    """
+    scale = torch.mul(var1, var2).clamp_min_(0).sqrt_()
+    rho = scale.clamp_min(1e-300)
+    torch.div(cov, rho, out=rho).clamp_(-1.0, 1.0)
+    theta = torch.arccos(rho)
+    sin = torch.mul(rho, rho).neg_().add_(1.0).clamp_min_(0).sqrt_()
+    if alpha == 0.0:
+        gap = theta.neg_().add_(math.pi)  # pi - theta
+        nngp = sin.addcmul_(gap, rho).mul_(scale).div_(2 * math.pi)
+        return nngp, gap.div_(2 * math.pi).mul_(ntk)
+    gap = torch.neg(theta).add_(math.pi)
+    j_plus = torch.addcmul(sin, gap, rho)
+    j_minus = sin.addcmul_(theta, rho, value=-1.0)
+    nngp = j_plus.mul_(1 + alpha**2).add_(j_minus, alpha=-2 * alpha).mul_(scale).div_(2 * math.pi)
+    derivative = gap.mul_(1 + alpha**2).add_(theta, alpha=2 * alpha).div_(2 * math.pi)
+    return nngp, derivative.mul_(ntk)
+
+
 class _PiecewiseLinear(Elementwise):
     """``relu(x) - alpha relu(-x)`` with the closed forms above."""
 
@@ -75,8 +102,13 @@ class _PiecewiseLinear(Elementwise):
     ) -> torch.Tensor:
         return leaky_relu_derivative_expectation(cov, var1, var2, self.slope())
 
+    def kernel_pair(
+        self, cov: torch.Tensor, ntk: torch.Tensor, diag1: torch.Tensor, diag2: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return leaky_relu_kernel_pair(cov, ntk, diag1, diag2, self.slope())
+
     def work_factor(self) -> int:
-        return 10
+        return 6
 
 
 @dataclass(frozen=True)

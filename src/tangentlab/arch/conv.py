@@ -46,22 +46,26 @@ class Pad(nn.Module):
         return f"pads={self.pads}, circular={self.circular}"
 
 
-def _pad_axis(x: torch.Tensor, axis: int, left: int, right: int, circular: bool) -> torch.Tensor:
-    if left == right == 0:
+def _pad_pairs(
+    x: torch.Tensor, spatial: Shape, pads: tuple[tuple[int, int], ...], circular: bool
+) -> torch.Tensor:
+    """Pad both copies of every spatial axis of ``x`` (shape (B, *spatial, *spatial)) in one allocation."""
+    d = len(spatial)
+    if all(pad == (0, 0) for pad in pads):
         return x
-    size = x.shape[axis]
-    if circular:
-        parts = [x.narrow(axis, size - left, left), x, x.narrow(axis, 0, right)]
-    else:
-        shape = list(x.shape)
-        parts = []
-        for n in (left, None, right):
-            if n is None:
-                parts.append(x)
-            else:
-                shape[axis] = n
-                parts.append(x.new_zeros(shape))
-    return torch.cat(parts, dim=axis)
+    full = [s + sum(pad) for s, pad in zip(spatial, pads, strict=True)]
+    out = x.new_empty((x.shape[0], *full, *full)) if circular else x.new_zeros((x.shape[0], *full, *full))
+    inner = tuple(slice(left, left + s) for s, (left, _) in zip(spatial, pads, strict=True))
+    out[(slice(None), *inner, *inner)] = x
+    if circular:  # fill the wrap-around margins axis by axis from the (already filled) interior
+        for axis in range(d):
+            (left, right), size = pads[axis], spatial[axis]
+            for dim in (1 + axis, 1 + d + axis):
+                if left:
+                    out.narrow(dim, 0, left).copy_(out.narrow(dim, size, left))
+                if right:
+                    out.narrow(dim, left + size, right).copy_(out.narrow(dim, left, right))
+    return out
 
 
 def window_mean(
@@ -75,20 +79,20 @@ def window_mean(
     """``A(t)[p, q] = mean_k t[s p + k - pad, s q + k - pad]`` over the kernel window, on position pairs.
 
     ``t`` has shape (*batch, P, P) with ``P = prod(spatial)``; the result (*batch, P_out, P_out). Out-of-range
-    positions are zero ("same"/"valid") or wrap around ("circular"), as in the finite layer.
+    positions are zero ("same"/"valid") or wrap around ("circular"), as in the finite layer. Computed as a sum of
+    strided views of one padded copy (``prod(kernel)`` additions into one output buffer).
     """
     d = len(spatial)
     batch = t.shape[:-2]
-    x = t.reshape(-1, *spatial, *spatial)
-    for axis in range(d):
-        for offset in (1, 1 + d):
-            x = _pad_axis(x, offset + axis, *pads[axis], circular)
+    x = _pad_pairs(t.reshape(-1, *spatial, *spatial), spatial, pads, circular)
     out = [(spatial[a] + sum(pads[a]) - kernel[a]) // stride[a] + 1 for a in range(d)]
-    acc = torch.zeros((x.shape[0], *out, *out), dtype=t.dtype, device=t.device)
+    acc: torch.Tensor | None = None
     for shift in itertools.product(*(range(k) for k in kernel)):
         window = tuple(slice(shift[a], shift[a] + stride[a] * (out[a] - 1) + 1, stride[a]) for a in range(d))
-        acc += x[(slice(None), *window, *window)]
-    acc /= math.prod(kernel)
+        view = x[(slice(None), *window, *window)]
+        acc = view.clone(memory_format=torch.contiguous_format) if acc is None else acc.add_(view)
+    assert acc is not None
+    acc.div_(math.prod(kernel))
     n_out = math.prod(out)
     return acc.reshape(*batch, n_out, n_out)
 

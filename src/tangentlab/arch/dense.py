@@ -23,14 +23,24 @@ def init_weight_layer(module: nn.Module, scales: Scales, ctx: Context) -> None:
 
 
 def affine_kernel_map(state: KernelState, scales: Scales, window_mean: object = None) -> KernelState:
-    """``K -> g A(K) + o`` and ``Θ -> g A(Θ) + m_w^2 n A(K) + m_b^2`` (see :mod:`._parametrization`)."""
-    avg = (lambda t: t) if window_mean is None else window_mean
+    """``K -> g A(K) + o`` and ``Θ -> g A(Θ) + m_w^2 n A(K) + m_b^2`` (see :mod:`._parametrization`).
+
+    ``A`` (``window_mean``, identity when None) returns a new tensor, which is then updated in place.
+    """
     g, o = scales.forward_gain, scales.forward_offset
-    k = avg(state.nngp)  # type: ignore[operator]
-    ntk = g * avg(state.ntk) + scales.gradient_gain * k + scales.gradient_offset  # type: ignore[operator]
+    if window_mean is None:
+        k = state.nngp
+        ntk = torch.mul(state.ntk, g)
+    else:
+        k = window_mean(state.nngp)  # type: ignore[operator]
+        ntk = window_mean(state.ntk).mul_(g)  # type: ignore[operator]
+    ntk.add_(k, alpha=scales.gradient_gain).add_(scales.gradient_offset)
+    nngp = torch.mul(k, g) if window_mean is None else k.mul_(g)
+    nngp.add_(o)
+    avg = (lambda t: t) if window_mean is None else window_mean
     var1 = g * avg(state.var1) + o  # type: ignore[operator]
     var2 = var1 if state.var2 is state.var1 else g * avg(state.var2) + o  # type: ignore[operator]
-    return KernelState(nngp=g * k + o, ntk=ntk, var1=var1, var2=var2, spatial=state.spatial)
+    return KernelState(nngp=nngp, ntk=ntk, var1=var1, var2=var2, spatial=state.spatial)
 
 
 @dataclass(frozen=True)
