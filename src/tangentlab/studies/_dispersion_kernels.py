@@ -1,0 +1,231 @@
+"""Per-network NTKs of many small fully connected nets at once, and the dispersion statistics of the ``dispersion``
+study.
+
+A scalar-output fully connected net with ``L = depth`` hidden layers computes, for ``l = 1, ..., L + 1``,
+
+    z^l = m_w W^l h^{l-1} + m_b b^l,    h^0 = x,    h^l = phi(z^l),    f = z^{L+1},
+
+with ``W^l ~ N(0, v_w)``. Its empirical NTK splits into a weight part and a bias part (Jacot et al. 2018; Hanin &
+Nica 2020, arXiv 1909.05989, eq. (5)): with the backward signals ``delta^{L+1} = 1``,
+``delta^l = phi'(z^l) * (m_w W^{l+1})^T delta^{l+1}``,
+
+    K_w(x, x') = sum_l m_w^2 <delta^l(x), delta^l(x')> <h^{l-1}(x), h^{l-1}(x')>,
+    K_b(x, x') = sum_l <delta^l(x), delta^l(x')>                  (bias gradients with unit scale),
+
+and the parametrization's own NTK is ``K_w + m_b^2 K_b``. :func:`batched_dense_ntk` computes ``K_w`` and ``K_b``
+for a batch of ``N`` independent nets with batched matrix products (``O(N m^2 + N m n^2)`` per layer for ``m``
+inputs of width ``n``), which is what makes thousands of inits per grid point cheap; it is tested against
+:func:`tangentlab.empirical_ntk` on nets built by :mod:`tangentlab.arch`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class DenseNTK(NamedTuple):
+    """Parts of the per-net NTK of N nets on m inputs.
+
+    Attributes:
+        weight_layers: (N, L + 1, m, m): ``<delta^l(x), delta^l(x')> <h^{l-1}(x), h^{l-1}(x')>`` per weight layer
+            (``K_w = sum_l m_w(l)^2 weight_layers[:, l]``; :meth:`weight`).
+        bias: (N, m, m): ``K_b`` with unit-scale bias gradients.
+    """
+
+    weight_layers: torch.Tensor
+    bias: torch.Tensor
+
+    def weight(self, scales: Sequence[float]) -> torch.Tensor:
+        """``K_w = sum_l scales[l]^2 weight_layers[:, l]`` (``scales``: the multipliers ``m_w`` per layer)."""
+        s = torch.as_tensor([float(v) ** 2 for v in scales], dtype=self.weight_layers.dtype)
+        return torch.einsum("l,nlab->nab", s, self.weight_layers)
+
+
+def batched_dense_ntk(
+    weights: Sequence[torch.Tensor],
+    biases: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    *,
+    weight_scale: Sequence[float],
+    bias_scale: Sequence[float],
+    phi: Fn,
+    dphi: Fn,
+) -> DenseNTK:
+    """Per-layer weight terms and ``K_b`` (module docstring) of ``N`` fully connected scalar-output nets on ``x``.
+
+    Args:
+        weights: ``W^1, ..., W^{L+1}``, each (N, n_out, n_in) (the raw trainable tensors); the last has n_out = 1.
+        biases: ``b^1, ..., b^{L+1}``, each (N, n_out).
+        x: (m, n_0) inputs, shared by all nets.
+        weight_scale: the multipliers ``m_w`` per layer.
+        bias_scale: the multipliers ``m_b`` per layer (they enter the forward pass; ``K_b`` has unit scale).
+        phi: the activation.
+        dphi: its derivative.
+
+    Returns:
+        :class:`DenseNTK`; ``.weight(weight_scale)`` is ``K_w`` and ``.bias`` is ``K_b``.
+
+    Raises:
+        ValueError: for inconsistent layer counts or a readout with more than one output.
+    """
+    n_layers = len(weights)
+    if not (len(biases) == len(weight_scale) == len(bias_scale) == n_layers) or n_layers < 1:
+        raise ValueError(
+            "batched_dense_ntk: expected as many biases and scales as weights (>= 1), got "
+            f"{len(weights)}, {len(biases)}, {len(weight_scale)}, {len(bias_scale)}"
+        )
+    if weights[-1].shape[1] != 1:
+        raise ValueError(f"weights: expected a scalar readout (n_out = 1), got {weights[-1].shape[1]}")
+    n_nets = weights[0].shape[0]
+    h = x.to(weights[0].dtype).expand(n_nets, *x.shape)  # (N, m, n_0)
+    inputs: list[torch.Tensor] = []
+    slopes: list[torch.Tensor] = []
+    for w, b, mw, mb in zip(weights, biases, weight_scale, bias_scale, strict=True):
+        inputs.append(h)
+        z = torch.baddbmm((mb * b).unsqueeze(1), h, w.transpose(1, 2), alpha=mw)  # (N, m, n_out)
+        slopes.append(dphi(z))
+        h = phi(z)
+    delta = torch.ones(n_nets, x.shape[0], 1, dtype=h.dtype, device=h.device)
+    k_w = torch.zeros(n_nets, n_layers, x.shape[0], x.shape[0], dtype=h.dtype, device=h.device)
+    k_b = torch.zeros(n_nets, x.shape[0], x.shape[0], dtype=h.dtype, device=h.device)
+    for layer in range(n_layers - 1, -1, -1):
+        dd = delta @ delta.transpose(1, 2)
+        k_b += dd
+        k_w[:, layer] = dd * (inputs[layer] @ inputs[layer].transpose(1, 2))
+        if layer > 0:
+            delta = (delta @ weights[layer]) * (weight_scale[layer] * slopes[layer - 1])
+    return DenseNTK(k_w, k_b)
+
+
+def multipliers(parametrization: str, sigma_w2: float, sigma_b2: float, fan_in: int) -> tuple[float, float]:
+    """``(m_w, m_b)`` of a Dense layer, with ``W ~ N(0, sigma_w2 / (fan_in m_w^2))``, ``b ~ N(0, sigma_b2 / m_b^2)``.
+
+    ``"ntk"``: ``m_w = sigma_w / sqrt(fan_in)``, ``m_b = sigma_b`` (unit-variance W, b); ``"standard"``: ``m_w =
+    m_b = 1`` (as :mod:`tangentlab.arch` defines them). The forward pass is the same in law; only the gradients
+    (and so the NTK) differ.
+    """
+    if parametrization == "ntk":
+        return (sigma_w2 / fan_in) ** 0.5, sigma_b2**0.5
+    if parametrization == "standard":
+        return 1.0, 1.0
+    raise ValueError(f"parametrization: expected 'ntk' or 'standard', got {parametrization!r}")
+
+
+def sample_dense_ntk(
+    widths: Sequence[int],
+    x: torch.Tensor,
+    *,
+    n_nets: int,
+    sigma_w2: float,
+    sigma_b2: float,
+    parametrization: str,
+    phi: Fn,
+    dphi: Fn,
+    generator: torch.Generator,
+    chunk_bytes: int = 2**27,
+) -> DenseNTK:
+    """:class:`DenseNTK` of ``n_nets`` fresh nets ``x.shape[1] -> widths[0] -> ... -> widths[-1] -> 1``.
+
+    Every layer (the readout too) has ``sigma_w2``, ``sigma_b2``. Nets are drawn in chunks of at most about
+    ``chunk_bytes`` of weights, in a fixed order from ``generator``, so the result depends only on the arguments.
+    """
+    dims = [int(x.shape[1]), *(int(w) for w in widths), 1]
+    per_net = 8 * sum(a * b for a, b in itertools.pairwise(dims))
+    chunk = max(1, min(n_nets, chunk_bytes // per_net))
+    parts_w, parts_b = [], []
+    for start in range(0, n_nets, chunk):
+        n = min(chunk, n_nets - start)
+        ws, bs, mws, mbs = [], [], [], []
+        for fan_in, fan_out in itertools.pairwise(dims):
+            mw, mb = multipliers(parametrization, sigma_w2, sigma_b2, fan_in)
+            sd_w = (sigma_w2 / fan_in) ** 0.5 / mw
+            sd_b = sigma_b2**0.5 / mb if mb > 0 else 0.0
+            ws.append(sd_w * torch.randn(n, fan_out, fan_in, generator=generator, dtype=torch.float64))
+            bs.append(sd_b * torch.randn(n, fan_out, generator=generator, dtype=torch.float64))
+            mws.append(mw)
+            mbs.append(mb)
+        part = batched_dense_ntk(ws, bs, x, weight_scale=mws, bias_scale=mbs, phi=phi, dphi=dphi)
+        parts_w.append(part.weight_layers)
+        parts_b.append(part.bias)
+    return DenseNTK(torch.cat(parts_w), torch.cat(parts_b))
+
+
+class Dispersion(NamedTuple):
+    """Statistics over inits (axis 0) of kernel values.
+
+    Attributes:
+        mean: ``E[K]``.
+        ratio: ``E[K^2] / E[K]^2`` (Hanin & Nica 2020); ``= 1 + rel_std^2``.
+        rel_std: ``std(K) / |E[K]|`` with the population (ddof = 0) standard deviation (Seleznova & Kutyniok 2022).
+    """
+
+    mean: np.ndarray
+    ratio: np.ndarray
+    rel_std: np.ndarray
+
+
+def dispersion(samples: np.ndarray) -> Dispersion:
+    """:class:`Dispersion` of ``samples`` (n_inits, ...) over its first axis (empirical moments)."""
+    s = np.asarray(samples, dtype=np.float64)
+    if s.ndim < 1 or s.shape[0] < 2:
+        raise ValueError(f"samples: expected at least 2 inits along axis 0, got shape {s.shape}")
+    mean = s.mean(axis=0)
+    second = (s**2).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = second / mean**2
+        rel_std = s.std(axis=0) / np.abs(mean)
+    return Dispersion(mean, ratio, rel_std)
+
+
+def gradient_gain(
+    phi: Fn, dphi: Fn, sigma_w2: float, sigma_b2: float, *, q0: float = 1.0, n_nodes: int = 80
+) -> tuple[float, float]:
+    """``(q*, chi)``: the fixed point of ``q <- sigma_w2 E[phi(sqrt(q) u)^2] + sigma_b2`` (u ~ N(0, 1)) reached from
+    ``q0``, and ``chi = sigma_w2 E[phi'(sqrt(q*) u)^2]`` (Poole et al. 2016; Schoenholz et al. 2017).
+
+    ``chi < 1``: ordered phase; ``chi = 1``: edge of chaos; ``chi > 1``: chaotic. For ReLU, ``chi = sigma_w2 / 2``
+    for every q. Gauss–Hermite quadrature with ``n_nodes`` nodes; at most 500 iterations (q is capped at 1e6).
+    """
+    nodes, wts = np.polynomial.hermite_e.hermegauss(n_nodes)
+    u = torch.as_tensor(nodes, dtype=torch.float64)
+    w = torch.as_tensor(wts / np.sqrt(2 * np.pi), dtype=torch.float64)
+    q = float(q0)
+    for _ in range(500):
+        new = min(sigma_w2 * float(w @ phi(q**0.5 * u) ** 2) + sigma_b2, 1e6)
+        done = abs(new - q) <= 1e-12 * max(1.0, q)
+        q = new
+        if done:
+            break
+    chi = sigma_w2 * float(w @ dphi(q**0.5 * u) ** 2)
+    return q, chi
+
+
+KERNELS: tuple[str, ...] = ("ntk", "standard", "ntk_unit_bias", "bias")
+
+
+def kernel_variants(
+    parts: DenseNTK, fan_ins: Sequence[int], sigma_w2: float, sigma_b2: float
+) -> dict[str, torch.Tensor]:
+    """The NTKs the study records, from one set of nets (each (N, m, m)):
+
+    - ``"ntk"``: NTK parametrization's own NTK, ``K_w^ntk + sigma_b2 K_b`` with ``K_w^ntk = sum_l (sigma_w2 /
+      fan_in_l) weight_layers[l]`` (at ``sigma_b = 0`` just the weight part, Hanin & Nica's ``K_w``);
+    - ``"standard"``: standard parametrization's own NTK, ``sum_l weight_layers[l] + K_b`` (its biases are trained
+      even at ``sigma_b = 0``; Seleznova & Kutyniok's code);
+    - ``"ntk_unit_bias"``: ``K_w^ntk + K_b``, bias gradients with unit scale (Hanin & Nica's ``K = K_w + K_b``);
+    - ``"bias"``: ``K_b`` alone.
+    """
+    k_ntk_w = parts.weight([(sigma_w2 / n) ** 0.5 for n in fan_ins])
+    return {
+        "ntk": k_ntk_w + sigma_b2 * parts.bias,
+        "standard": parts.weight([1.0] * len(fan_ins)) + parts.bias,
+        "ntk_unit_bias": k_ntk_w + parts.bias,
+        "bias": parts.bias,
+    }
