@@ -1,0 +1,63 @@
+"""The evolution report on the rows of a tiny real run: figures written, findings from the numbers, a verdict."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tangentlab.studies._base import ResultRow
+from tangentlab.studies._evolution_report import evolution_section
+from tangentlab.studies.evolution import EvolutionStudy
+
+from .test_evolution import tiny_config
+
+
+def _row(tmp_path: Path, i: int, **params) -> ResultRow:
+    config = tiny_config(**params)
+    out = EvolutionStudy().run(config)
+    folder = tmp_path / "artifacts" / f"run{i}"
+    folder.mkdir(parents=True)
+    for name, arr in out.artifacts.items():
+        np.save(folder / f"{name}.npy", arr)
+    return ResultRow(
+        run_id=f"run{i}", config=config, status="done", metrics=out.metrics, artifacts_dir=folder
+    )
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory) -> list[ResultRow]:
+    tmp = tmp_path_factory.mktemp("evo")
+    settings = [
+        {"model_kind": kind, "sigma_w2": s2} for kind in ("mlp", "cnn", "deep_mlp") for s2 in (1.0, 2.0, 2.2)
+    ]
+    return [_row(tmp, i, **s) for i, s in enumerate(settings)]
+
+
+def test_report_writes_figures_and_findings(rows, tmp_path):
+    section = evolution_section(EvolutionStudy(), rows, tmp_path / "figures")
+    assert section.study == "evolution"
+    assert section.verdict in ("supported", "not supported", "mixed", "inconclusive")
+    names = sorted(p.name for p in section.figures)
+    assert names == [
+        "evolution_after_kernel.png",
+        "evolution_dynamics_digits.png",
+        "evolution_heatmaps.png",
+    ]
+    for p in section.figures:
+        assert p.is_file() and p.stat().st_size > 10_000
+    text = "\n".join(section.findings)
+    assert text.startswith("Verdict: ")
+    assert "Ordered phase moves least" in text and "deep MLP" in text
+    assert "After kernel beats the init kernel" in text
+    # a number in the findings is the measured one
+    deep_ordered = next(
+        r for r in rows if r.config.params["model_kind"] == "deep_mlp" and r.config.params["sigma_w2"] == 1.0
+    )
+    assert f"{deep_ordered.metrics['kernel_distance_final']:.3g} (σ_w²=1, ordered)" in text
+    assert len(section.tables[0].rows) == 9
+
+
+def test_report_without_completed_runs(tmp_path, rows):
+    failed = [ResultRow(run_id="x", config=rows[0].config, status="failed", metrics={})]
+    section = evolution_section(EvolutionStudy(), failed, tmp_path)
+    assert section.verdict == "inconclusive" and section.figures == ()
