@@ -50,6 +50,7 @@ def _load_builtin() -> None:
         importlib.import_module(f"tangentlab.studies.{module}")
 
 
-_BUILTIN: tuple[str, ...] = ("lazy", "dispersion", "evolution")  # modules under tangentlab/studies that register a study
+# modules under tangentlab/studies that register a study
+_BUILTIN: tuple[str, ...] = ("lazy", "dispersion", "evolution")
 
 __all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "list_studies", "register"]
