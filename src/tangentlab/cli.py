@@ -148,7 +148,7 @@ def results(
 def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")]) -> None:
     """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path."""
     rows = _stored(out_dir)
-    figures_dir = out_dir / "report" / "figures"
+    figures_dir = (out_dir / "report" / "figures").resolve()  # studies may return their figures as given
     figures_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     for study_name in dict.fromkeys(row.study for row in rows):

@@ -94,6 +94,19 @@ def test_results_formats_and_report(tmp_path):
     page = index.read_text()
     assert ToyStudy.claim in page and "4 done" in page
     assert page.count("<tr>") >= 5  # the toy study's table: a header and one row per run
+    assert 'src="figures/toy_weights.png"' in page
+
+
+def test_report_of_a_relative_output_folder(tmp_path, monkeypatch):
+    """`make run` passes `results/quick`: figure paths must resolve wherever the command runs."""
+    path = write_sweep(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert runner.invoke(app, ["run", str(path), "--out", "out", "--no-progress"]).exit_code == 0
+    result = runner.invoke(app, ["report", "out"])
+    assert result.exit_code == 0, result.output
+    page = (tmp_path / "out" / "report" / "index.html").read_text()
+    assert 'src="figures/toy_weights.png"' in page
+    assert (tmp_path / "out" / "report" / "figures" / "toy_weights.png").is_file()
 
 
 def test_results_of_a_folder_without_store_exits_2(tmp_path):
