@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
 import yaml
 from pydantic import (
     BaseModel,
@@ -43,7 +44,8 @@ from pydantic import (
 
 from tangentlab import arch
 from tangentlab._version import __version__
-from tangentlab.data import DATASETS, OPTIONS
+from tangentlab.data import DATASETS, OPTIONS, Dataset
+from tangentlab.data import load as load_dataset
 from tangentlab.runner._protocol import StudyLike
 
 
@@ -62,6 +64,24 @@ class DataConfig(BaseModel):
     standardize: Literal["global", "feature", "none"] = "global"
     target: Literal["onehot", "centered", "scalar", "index"] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    def load(
+        self, *, shape: Literal["flat", "image"] | None = None, dtype: torch.dtype = torch.float64
+    ) -> Dataset:
+        """The dataset these settings describe (:func:`tangentlab.data.load`); ``shape`` overrides ``self.shape``."""
+        return load_dataset(
+            self.name,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            classes=self.classes,
+            seed=self.seed,
+            n_val=self.n_val,
+            shape=shape or self.shape,
+            standardize=self.standardize,
+            target=self.target,
+            dtype=dtype,
+            **self.options,
+        )
 
 
 class TrainConfig(BaseModel):

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from tangentlab import arch, data, empirical_ntk, train
+from tangentlab import arch, empirical_ntk, train
 from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
@@ -139,19 +139,7 @@ def _num(value: float) -> float | None:
 
 
 def _trainability(p: DispersionParams, config: RunConfig, net_desc: arch.Layer) -> dict[str, MetricValue]:
-    d = config.data
-    ds = data.load(
-        d.name,
-        n_train=d.n_train,
-        n_test=d.n_test,
-        classes=d.classes,
-        seed=d.seed,
-        shape=d.shape,
-        standardize=d.standardize,
-        target=d.target,
-        dtype=torch.float64,
-        **d.options,
-    )
+    ds = config.data.load()
     if ds.y_train.dtype == torch.int64:
         raise ValueError(
             "data.target: the dispersion study regresses targets with MSE; use a regression task"

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt
 
-from tangentlab import arch, data, empirical_ntk, metrics, train
+from tangentlab import arch, empirical_ntk, metrics, train
 from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
@@ -156,18 +156,7 @@ class EvolutionStudy(Study):
             raise ValueError(
                 "model: the evolution study builds its nets from params.model_kind; remove `model`"
             )
-        ds = data.load(
-            d.name,
-            n_train=d.n_train,
-            n_test=d.n_test,
-            classes=d.classes,
-            seed=d.seed,
-            shape="image" if p.model_kind == "cnn" else "flat",
-            standardize=d.standardize,
-            target=d.target,
-            dtype=torch.float64,
-            **d.options,
-        )
+        ds = config.data.load(shape="image" if p.model_kind == "cnn" else "flat")
         if ds.task != "classification" or ds.labels_train is None or ds.labels_test is None:
             raise ValueError(f"data.name: the evolution study needs a classification dataset, got {d.name!r}")
         n_classes = int(ds.n_classes or 0)

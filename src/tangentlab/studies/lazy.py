@@ -53,7 +53,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
-from tangentlab import arch, data, empirical_ntk, metrics, predict, train
+from tangentlab import arch, empirical_ntk, metrics, predict, train
 from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
@@ -151,19 +151,7 @@ class LazyStudy(Study):
         tc = config.train
         if tc.loss != "mse":
             raise ValueError(f"train.loss: the lazy study needs 'mse' (the theory's loss), got {tc.loss!r}")
-        d = config.data
-        ds = data.load(
-            d.name,
-            n_train=d.n_train,
-            n_test=d.n_test,
-            classes=d.classes,
-            seed=d.seed,
-            shape=d.shape,
-            standardize=d.standardize,
-            target=d.target,
-            dtype=torch.float64,
-            **d.options,
-        )
+        ds = config.data.load()
         if ds.y_train.dtype == torch.int64:
             raise ValueError(
                 "data.target: the lazy study regresses targets with MSE; use 'onehot' or 'centered'"
