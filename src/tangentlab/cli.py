@@ -9,10 +9,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import torch
 import typer
 
 from tangentlab import studies
@@ -166,6 +168,9 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder
         "output folder": str(out_dir),
         "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
         "tangentlab": __version__,
+        "torch": torch.__version__,
+        "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": f"tangentlab report {out_dir}",
     }
     path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     typer.echo(str(path))
