@@ -1,0 +1,83 @@
+"""The scaling study: complete finite metrics on a tiny config; skipped runs; report on tiny real rows."""
+
+import math
+
+import pytest
+
+from tangentlab.runner.config import RunConfig
+from tangentlab.studies import ResultRow
+from tangentlab.studies.scaling import KERNELS, METHODS, ScalingParams, ScalingStudy
+
+DATA = {"name": "digits", "n_train": 64, "n_test": 24}
+
+
+def _config(seed: int = 0, **params) -> RunConfig:
+    p = {"n_train": 16, "pretrain_m": 8, "test_size": 24, "width": 32, "channels": 4, "depth": 1, **params}
+    return RunConfig(
+        study="scaling",
+        data=DATA,
+        train={"optimizer": "adam", "learning_rate": 1e-2, "steps": 20},
+        params=ScalingParams(**p).model_dump(),
+        seed=seed,
+    )
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_run_returns_complete_finite_metrics(kind):
+    m = ScalingStudy().run(_config(model_kind=kind)).metrics
+    assert m["status"] == "completed"
+    for method in METHODS:
+        for measure in ("mse", "err"):
+            v = m[f"test_{measure}_{method}"]
+            assert isinstance(v, float) and math.isfinite(v), (method, measure, v)
+        assert 0.0 <= m[f"test_err_{method}"] <= 1.0
+    for kernel in KERNELS:
+        assert m[f"solver_{kernel}"] in ("cholesky", "eigh")
+        assert m[f"cond_{kernel}"] is not None and m[f"cond_{kernel}"] >= 1.0
+    assert m["n_test_used"] == 24
+
+
+def test_no_pretraining_leaves_entk_m_null_and_large_n_is_skipped():
+    m = ScalingStudy().run(_config(pretrain_m=0)).metrics
+    assert m["test_mse_entk_m"] is None and m["solver_entk_m"] is None
+    assert math.isfinite(m["test_mse_net"])
+    skipped = ScalingStudy().run(_config(n_train=65)).metrics
+    assert skipped["status"] == "skipped"
+
+
+def test_infinite_cnn_kernel_skipped_above_the_position_cap():
+    m = ScalingStudy().run(_config(model_kind="cnn", pretrain_m=0, ntk_max_positions=16)).metrics
+    assert m["ntk_skipped"] is True and m["test_mse_ntk"] is None and m["solver_ntk"] is None
+    assert math.isfinite(m["test_mse_entk0"])
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(ValueError, match=r"train\.loss"):
+        ScalingStudy().run(
+            _config().model_copy(
+                update={"train": _config().train.model_copy(update={"loss": "cross_entropy"})}
+            )
+        )
+
+
+def test_report_on_tiny_real_rows_writes_figure_and_exponent_table(tmp_path):
+    study = ScalingStudy()
+    rows = []
+    for n in (8, 16, 32):
+        for seed in (0, 1):
+            config = _config(seed=seed, n_train=n)
+            out = study.run(config)
+            rows.append(ResultRow(run_id=config.run_id, config=config, status="done", metrics=out.metrics))
+    rows.append(
+        ResultRow(run_id="x", config=_config(n_train=65), status="done", metrics={"status": "skipped"})
+    )
+    section = study.report(rows, tmp_path / "figures")
+    assert section.verdict in ("supported", "not supported", "mixed")
+    assert len(section.figures) == 1 and section.figures[0].stat().st_size > 10_000
+    (table,) = section.tables
+    assert len(table.rows) == 4  # net, eNTK at init, infinite NTK, eNTK after 8 samples
+    for row in table.rows:
+        assert row[3] == "8–32" and row[4] == "6"
+        alpha = float(row[5].split()[0])
+        assert math.isfinite(alpha)
+    assert any("1 skipped" in s for s in section.settings)
