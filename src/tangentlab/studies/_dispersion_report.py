@@ -24,6 +24,7 @@ import numpy as np
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._dispersion_kernels import dispersion
+from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
     from tangentlab.studies.dispersion import DispersionStudy
@@ -190,8 +191,7 @@ def dispersion_section(study: DispersionStudy, rows: list[ResultRow], figures_di
     figures_dir.mkdir(parents=True, exist_ok=True)
     done = [r for r in rows if r.status == "done"]
     n_failed = len(rows) - len(done)
-    base: dict[str, Any] = {"study": study.name, "title": study.title, "citation": study.citation}
-    base["claim"] = study.claim
+    base = section_header(study)
     if not done:
         return StudySection(
             **base, verdict="inconclusive", findings=(f"No completed runs ({n_failed} failed).",)

@@ -29,6 +29,7 @@ import numpy as np
 
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
+from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
     from tangentlab.studies.equivalence import EquivalenceStudy
@@ -269,8 +270,7 @@ def equivalence_section(study: EquivalenceStudy, rows: list[ResultRow], figures_
     done = [r for r in rows if r.status == "done"]
     n_failed = len(rows) - len(done)
     n_diverged = sum(r.metrics.get("status") == "diverged" for r in done)
-    base: dict[str, Any] = {"study": study.name, "title": study.title, "citation": study.citation}
-    base["claim"] = study.claim
+    base = section_header(study)
     if not done:
         return StudySection(
             **base, verdict="inconclusive", findings=(f"No finished runs ({n_failed} failed).",)

@@ -35,6 +35,8 @@ from tangentlab.studies._evolution_figures import (
     plot_heatmaps,
     sigma_w2,
 )
+from tangentlab.studies._sections import empty_section, tally
+from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
     from tangentlab.studies.evolution import EvolutionStudy
@@ -42,10 +44,6 @@ if TYPE_CHECKING:
 TRANSIENT_FACTOR = 2.0
 CONSTANT_SPREAD = 5.0
 Group = tuple[str, str]  # (dataset, model_kind)
-
-
-def _completed(rows: list[ResultRow]) -> list[ResultRow]:
-    return [r for r in rows if r.status == "done" and r.metrics.get("status") == "completed"]
 
 
 def _mean(rows: list[ResultRow], key: str) -> float:
@@ -246,17 +244,11 @@ def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[st
 def evolution_section(study: EvolutionStudy, rows: list[ResultRow], figures_dir: Path) -> StudySection:
     """Build the ``evolution`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
-    done = _completed(rows)
-    n_failed = sum(r.status != "done" for r in rows)
-    n_diverged = sum(r.status == "done" and r.metrics.get("status") == "diverged" for r in rows)
-    base: dict[str, Any] = {"study": study.name, "title": study.title, "citation": study.citation}
-    base["claim"] = study.claim
+    runs = tally(rows)
+    done, n_failed, n_diverged = runs.completed, runs.n_failed, runs.n_diverged
+    base = section_header(study)
     if not done:
-        return StudySection(
-            **base,
-            verdict="inconclusive",
-            findings=(f"No completed runs ({n_failed} failed, {n_diverged} diverged): nothing to report.",),
-        )
+        return empty_section(study, runs)
     groups: dict[Group, list[ResultRow]] = defaultdict(list)
     for r in done:
         groups[(r.config.data.name, model_kind(r))].append(r)

@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tangentlab.report.fits import PowerLawFit, fit_power_law
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
+from tangentlab.studies._sections import empty_section, tally
+from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
     from tangentlab.studies.lazy import LazyStudy
@@ -47,10 +49,6 @@ def _width(row: ResultRow) -> int:
 def _name(setting: Setting) -> str:
     p, o = setting
     return f"{PARAM_NAMES.get(p, p)} parametrization, {OPT_NAMES.get(o, o)}"
-
-
-def _completed(rows: list[ResultRow]) -> list[ResultRow]:
-    return [r for r in rows if r.status == "done" and r.metrics.get("status") == "completed"]
 
 
 def _points(rows: list[ResultRow], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -244,17 +242,11 @@ def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[st
 def lazy_section(study: LazyStudy, rows: list[ResultRow], figures_dir: Path) -> StudySection:
     """Build the ``lazy`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
-    done = _completed(rows)
-    n_failed = sum(r.status != "done" for r in rows)
-    n_diverged = sum(r.status == "done" and r.metrics.get("status") == "diverged" for r in rows)
-    base: dict[str, Any] = {"study": study.name, "title": study.title, "citation": study.citation}
-    base["claim"] = study.claim
+    runs = tally(rows)
+    done, n_failed, n_diverged = runs.completed, runs.n_failed, runs.n_diverged
+    base = section_header(study)
     if not done:
-        return StudySection(
-            **base,
-            verdict="inconclusive",
-            findings=(f"No completed runs ({n_failed} failed, {n_diverged} diverged): nothing to report.",),
-        )
+        return empty_section(study, runs)
     groups: dict[Setting, list[ResultRow]] = defaultdict(list)
     for r in done:
         groups[_setting(r)].append(r)

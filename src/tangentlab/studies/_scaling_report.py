@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tangentlab.report.bootstrap import BootstrapFit, bootstrap_power_law
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
+from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
     from tangentlab.studies.scaling import ScalingStudy
@@ -207,8 +208,7 @@ def _settings_text(rows: list[ResultRow], n_failed: int, n_skipped: int, n_diver
 def scaling_section(study: ScalingStudy, rows: list[ResultRow], figures_dir: Path) -> StudySection:
     """Build the ``scaling`` report section and write its figure into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
-    base: dict[str, Any] = {"study": study.name, "title": study.title, "citation": study.citation}
-    base["claim"] = study.claim
+    base = section_header(study)
     done = [r for r in rows if r.status == "done" and r.metrics.get("status") in ("completed", "diverged")]
     n_failed = sum(r.status != "done" for r in rows)
     n_skipped = sum(r.status == "done" and r.metrics.get("status") == "skipped" for r in rows)

@@ -1,0 +1,70 @@
+"""Report scaffolding shared by every study: counting runs by outcome and the section's fixed header."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tangentlab.report.section import StudySection
+from tangentlab.studies._base import ResultRow, Study
+
+
+@dataclass(frozen=True)
+class RunTally:
+    """Finished runs split by outcome.
+
+    Attributes:
+        completed: runs that finished with ``metrics["status"] == "completed"`` (or no status at all).
+        n_failed: runs that raised (store status other than ``"done"``).
+        n_diverged: runs that finished but report ``metrics["status"] == "diverged"``.
+        n_other: runs that finished with another status (e.g. ``"skipped"``).
+    """
+
+    completed: list[ResultRow]
+    n_failed: int
+    n_diverged: int
+    n_other: int
+
+    def summary(self) -> str:
+        """``"12 completed, 1 diverged, 0 failed"`` (other outcomes only when there are some)."""
+        text = f"{len(self.completed)} completed, {self.n_diverged} diverged, {self.n_failed} failed"
+        return text + (f", {self.n_other} other" if self.n_other else "")
+
+
+def tally(rows: list[ResultRow]) -> RunTally:
+    """Split ``rows`` by outcome (see :class:`RunTally`)."""
+    completed: list[ResultRow] = []
+    n_failed = n_diverged = n_other = 0
+    for r in rows:
+        status = r.metrics.get("status", "completed")
+        if r.status != "done":
+            n_failed += 1
+        elif status == "completed":
+            completed.append(r)
+        elif status == "diverged":
+            n_diverged += 1
+        else:
+            n_other += 1
+    return RunTally(completed, n_failed, n_diverged, n_other)
+
+
+def header(study: Study) -> dict[str, Any]:
+    """The fields of a :class:`StudySection` that come from the study class itself."""
+    return {"study": study.name, "title": study.title, "citation": study.citation, "claim": study.claim}
+
+
+def empty_section(study: Study, runs: RunTally) -> StudySection:
+    """The section of a study with no completed run: verdict ``inconclusive`` and the outcome counts."""
+    return StudySection(
+        **header(study),
+        verdict="inconclusive",
+        findings=(f"No completed runs ({runs.summary()}): nothing to report.",),
+    )
+
+
+def no_model(config_model: object, study: str, built_from: str) -> None:
+    """Raise ValueError if a config sets ``model`` for a study that builds its own nets from ``built_from``."""
+    if config_model is not None:
+        raise ValueError(
+            f"model: the {study} study builds its nets from {built_from}; expected no model, got {config_model!r}"
+        )
