@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,3 +162,52 @@ def test_killed_sweep_resumes_to_exactly_one_complete_row_per_run(tmp_path):
         ]
         np.testing.assert_array_equal(np.load(row.artifacts_dir / "weights.npy"), want.artifacts["weights"])
     assert sorted(p.name for p in (out / "artifacts").iterdir()) == sorted(ids)  # no temporary folders left
+
+
+def _children(pid):
+    """PIDs whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                out.append(int(stat))
+    return out
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the kernel's parent-death signal is Linux only")
+def test_killed_driver_leaves_no_worker_computing(tmp_path):
+    """A SIGKILLed driver cannot shut its pool down: its workers must end too, not finish runs nobody stores."""
+    path = write_sweep(tmp_path, grid={"width": [1, 2, 3, 4]}, params={"sleep": 60.0}, seeds=1)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "tangentlab", "run", str(path), "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(
+        [*command, "--workers", "2", "--no-progress"], cwd=tmp_path, env=env, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 60
+    workers = []
+    while len(workers) < 2:  # spawn: the pool's two workers plus a resource tracker
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+        workers = [p for p in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    time.sleep(2.0)  # let the workers get past their initializer and into a run
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in workers):
+        assert time.monotonic() < deadline, (
+            f"workers {workers} still running 20 s after the driver was killed"
+        )
+        time.sleep(0.2)

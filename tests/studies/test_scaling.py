@@ -80,4 +80,6 @@ def test_report_on_tiny_real_rows_writes_figure_and_exponent_table(tmp_path):
         assert row[3] == "8–32" and row[4] == "6"
         alpha = float(row[5].split()[0])
         assert math.isfinite(alpha)
+        alpha_offset, lo, hi = (float(v.strip("[],")) for v in row[7].split())
+        assert lo <= alpha_offset <= hi  # the "+ c" fit: three sizes are enough
     assert any("1 skipped" in s for s in section.settings)

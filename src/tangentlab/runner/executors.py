@@ -13,8 +13,11 @@ A run that raises comes back as a failure carrying its traceback; the other runs
 from __future__ import annotations
 
 import multiprocessing
+import os
 import platform
+import signal
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Iterator, Sequence
@@ -98,17 +101,36 @@ def execute(
     return _execute_pool(study, runs, workers=workers, device=device)
 
 
-def _init_worker() -> None:
+def _init_worker(driver_pid: int) -> None:
     import torch
 
     torch.set_num_threads(1)
+    _die_with_driver(driver_pid)
+
+
+def _die_with_driver(driver_pid: int) -> None:
+    """On Linux, have the kernel send this worker SIGTERM when the driver dies.
+
+    A driver killed mid-sweep (SIGKILL, out of memory) cannot shut its pool down; without this its workers would go
+    on computing runs that nobody will store. Elsewhere a worker notices only when it next talks to the driver.
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1  # from <sys/prctl.h>
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != driver_pid:  # the driver died before prctl took effect
+        os._exit(1)
 
 
 def _execute_pool(
     study: StudyLike, runs: Sequence[RunConfig], *, workers: int, device: str
 ) -> Iterator[RunResult]:
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+    ) as pool:
         futures: dict[Future[RunResult], RunConfig] = {
             pool.submit(execute_run, study, run, device): run for run in runs
         }
