@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,16 @@ def run_sweep(
         driver_env = driver_environment()
         store.mark_running(todo)
         done, failed = 0, []
-        bar = tqdm(total=len(seen), initial=skipped, desc=study.name, unit="run", disable=not progress)
+        # In a log file (stderr not a terminal) redraw at most every 30 s instead of on every tick.
+        interval = 0.1 if sys.stderr.isatty() else 30.0
+        bar = tqdm(
+            total=len(seen),
+            initial=skipped,
+            desc=study.name,
+            unit="run",
+            disable=not progress,
+            mininterval=interval,
+        )
         try:
             results = execute(study, todo, executor=executor, workers=workers, address=address, device=device)
             for result in results:
