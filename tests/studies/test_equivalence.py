@@ -92,3 +92,32 @@ def test_report_writes_figure_table_and_gap(tmp_path):
     gap = sum(abs(m["test_err_nngp"] - m["test_err_ntk"]) for m in by_depth.values()) / len(by_depth)
     assert any(f"mean |err_NNGP − err_NTK| = {gap:.4f}" in f for f in section.findings), section.findings
     assert section.verdict in ("supported", "mixed", "not supported", "inconclusive")
+
+
+def test_centered_net_starts_at_zero_with_the_same_entk():
+    from tangentlab.studies.equivalence import Centered
+
+    description = arch.serial(arch.Dense(WIDTH), arch.ReLU(), arch.Dense(3))
+    net = description.build((5,), seed=1, dtype=torch.float64)
+    x = torch.randn(7, 5, dtype=torch.float64)
+    plain = empirical_ntk(net, x, outputs="full", method="jacobian")
+    centered = Centered(net)
+    assert torch.equal(centered(x), torch.zeros(7, 3, dtype=torch.float64))
+    torch.testing.assert_close(empirical_ntk(centered, x, outputs="full", method="jacobian"), plain)
+    with torch.no_grad():  # moving the trained copy moves the output; the frozen copy stays put
+        next(net.parameters()).add_(0.1)
+    assert centered(x).abs().max() > 1e-3
+    assert all(not p.requires_grad for p in centered.initial.parameters())
+
+
+def test_centering_makes_the_converged_linearization_equal_entk_regression():
+    centered = EquivalenceStudy().run(_config()).metrics
+    assert centered["centered"] is True
+    assert centered["test_mse_lin"] == pytest.approx(centered["test_mse_entk"], rel=1e-9)
+    raw = (
+        EquivalenceStudy()
+        .run(_config().model_copy(update={"params": {**_config().params, "center": False}}))
+        .metrics
+    )
+    assert raw["test_mse_entk"] == pytest.approx(centered["test_mse_entk"], rel=1e-9)  # same kernel
+    assert abs(raw["test_mse_lin"] - raw["test_mse_entk"]) > 1e-3  # the initial outputs stay in

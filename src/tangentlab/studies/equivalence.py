@@ -14,7 +14,12 @@ One run (one grid point: ``depth``, ``width``, ``parametrization``, ``train.opti
    readout with one unit per target column, built in float64 with the run's seed under ``params.parametrization``.
 3. Four predictions on the test inputs, each scored by test error ``1 - accuracy`` (argmax) and test MSE:
 
-   * ``net``: the finite net trained by :func:`tangentlab.train.fit` for ``train.steps`` steps. GD uses
+   * ``net``: the finite net trained by :func:`tangentlab.train.fit` for ``train.steps`` steps. With
+     ``params.center`` (the default) the trained function is ``f(x; theta) - f(x; theta_0)``: the net minus a
+     frozen copy of itself at init, so it starts from the zero function as kernel regression does, and its
+     linearization converges to eNTK regression exactly (the centring of Chizat, Oyallon & Bach 2019, arXiv
+     1812.07956, and Hu et al. 2020, arXiv 1905.11368); without it the random O(1) initial outputs stay in the
+     trained net's predictions. GD uses
      ``eta = lr_fraction * n / lambda_max(Theta_0)`` (``Theta_0``: per-output eNTK on the training inputs; stable
      for ``lr_fraction < 2``); Adam uses ``train.learning_rate``.
    * ``ntk``: kernel regression with the infinite NTK ``net.kernel(...).ntk`` — the ``t = inf`` limit of
@@ -25,7 +30,8 @@ One run (one grid point: ``depth``, ``width``, ``parametrization``, ``train.opti
      ``K`` (Lee et al. 2018, arXiv 1711.00165), ``f(x*) = K(x*, X) (K(X, X) + ridge I)^{-1} Y``.
 
    Also ``lin``: the linearized initial net trained to convergence, i.e. ``gradient_descent_mse`` with the eNTK,
-   ``t = inf`` and the initial outputs ``f_0`` (what NTK theory predicts the trained net converges to).
+   ``t = inf`` and the initial outputs ``f_0`` (what NTK theory predicts the trained net converges to; with
+   ``center`` the initial outputs are zero and ``lin`` equals ``entk``).
    ``ridge`` is ``params.ridge`` times the mean diagonal of each training kernel (0 = interpolation); every solve
    records its solver (Cholesky with a jitter ladder, or eigh), jitter, absolute ridge and condition number.
 4. A run whose net diverges ends ``status: diverged`` with null net metrics; the kernel metrics are still kept.
@@ -36,6 +42,7 @@ added layer brings per method, correlates the net's changes with the NTK's, and 
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -66,6 +73,7 @@ class EquivalenceParams(BaseModel):
         ridge: ridge of every kernel solve, relative to the mean diagonal of the training kernel.
         lr_fraction: GD/SGD learning rate as a fraction of ``n / lambda_max(Theta_0)``; None uses
             ``train.learning_rate``.
+        center: train ``f(x; theta) - f(x; theta_0)`` (zero initial function) instead of the net itself.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -77,6 +85,23 @@ class EquivalenceParams(BaseModel):
     sigma_b: NonNegativeFloat = 0.0
     ridge: NonNegativeFloat = 0.0
     lr_fraction: PositiveFloat | None = 0.5
+    center: bool = True
+
+
+class Centered(torch.nn.Module):
+    """``f(x; theta) - f(x; theta_0)``: a module minus a frozen copy of itself taken now (zero initial function).
+
+    The copy's parameters do not train, so the eNTK, gradients and dynamics are those of the wrapped module; only the
+    initial function is removed.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.module = module
+        self.initial = copy.deepcopy(module).requires_grad_(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module(x) - self.initial(x)
 
 
 def mlp(depth: int, width: int, out_dim: int, sigma_w: float, sigma_b: float) -> arch.Layer:
@@ -162,6 +187,8 @@ class EquivalenceStudy(Study):
             dtype=torch.float64,
             device=device,
         )
+        if p.center:
+            net = Centered(net)
         with torch.no_grad():
             f0_train, f0_test = net(x), net(xt)
 
@@ -227,6 +254,7 @@ class EquivalenceStudy(Study):
                 "steps_run": res.steps_run,
                 "train_loss_net": _finite(res.final_train_loss),
                 "n_params": int(train.trainable_vector(net).numel()),
+                "centered": p.center,
             }
         )
         for key in (*METHODS, "lin"):
@@ -241,4 +269,4 @@ class EquivalenceStudy(Study):
         return equivalence_section(self, rows, Path(figures_dir))
 
 
-__all__ = ["KERNEL_METHODS", "METHODS", "EquivalenceParams", "EquivalenceStudy", "mlp"]
+__all__ = ["KERNEL_METHODS", "METHODS", "Centered", "EquivalenceParams", "EquivalenceStudy", "mlp"]
