@@ -180,15 +180,14 @@ class EquivalenceStudy(Study):
         x, y, xt, yt = (t.to(device) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
         n, out_dim = x.shape[0], int(y.shape[1])
         description = mlp(p.depth, p.width, out_dim, p.sigma_w, p.sigma_b)
-        net = description.build(
+        built = description.build(
             ds.input_shape,
             parametrization=p.parametrization,
             seed=config.seed,
             dtype=torch.float64,
             device=device,
         )
-        if p.center:
-            net = Centered(net)
+        net: torch.nn.Module = Centered(built) if p.center else built
         with torch.no_grad():
             f0_train, f0_test = net(x), net(xt)
 
