@@ -33,8 +33,8 @@ run: setup
 test: setup lint typecheck pytest
 
 lint: setup
-	.venv/bin/ruff check src tests benchmarks
-	.venv/bin/ruff format --check src tests benchmarks
+	.venv/bin/ruff check src tests benchmarks examples
+	.venv/bin/ruff format --check src tests benchmarks examples
 
 typecheck: setup
 	.venv/bin/mypy

@@ -1,4 +1,4 @@
-"""The ``tangentlab`` command line: list studies, run a sweep, show its results, write its report.
+"""The ``tangentlab`` command line: list studies, run a sweep, show its results, write its report, audit a model.
 
 Exit codes: 0 on success; 1 when a sweep finished with failed runs (after the others ran); 2 for a bad config,
 option or output folder (a one-paragraph message naming the file and the field, no traceback).
@@ -19,6 +19,8 @@ import typer
 
 from tangentlab import studies
 from tangentlab._version import __version__
+from tangentlab.audit import Thresholds
+from tangentlab.audit import audit as run_audit
 from tangentlab.report import write_report
 from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
 from tangentlab.studies import ResultRow
@@ -41,6 +43,23 @@ class Format(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
+
+
+class AuditOptimizer(StrEnum):
+    gd = "gd"
+    sgd = "sgd"
+    adam = "adam"
+
+
+class AuditShape(StrEnum):
+    auto = "auto"
+    flat = "flat"
+    image = "image"
+
+
+class AuditDtype(StrEnum):
+    float64 = "float64"
+    float32 = "float32"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -174,6 +193,108 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder
     }
     path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     typer.echo(str(path))
+
+
+@app.command("audit")
+def audit(
+    factory: Annotated[
+        str,
+        typer.Argument(
+            help="MODULE:FACTORY or path/to/file.py:FACTORY — a callable returning an nn.Module "
+            "(called with seed= if it takes one)."
+        ),
+    ],
+    data: Annotated[
+        str, typer.Option(help="Dataset: digits, mnist1d, mnist5k, mnist, synthetic or npz:PATH.")
+    ],
+    steps: Annotated[int, typer.Option(min=1, help="Training steps.")] = 200,
+    optimizer: Annotated[AuditOptimizer, typer.Option(help="Optimizer (MSE loss).")] = AuditOptimizer.gd,
+    lr: Annotated[
+        float | None,
+        typer.Option("--lr", help="Learning rate (default: 0.5 n/λ_max(Θ_0) for gd/sgd, 1e-3 for adam)."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Minibatch size (required for sgd).")] = None,
+    n_train: Annotated[int, typer.Option(min=1, help="Training examples.")] = 256,
+    n_test: Annotated[int, typer.Option(min=1, help="Test examples.")] = 256,
+    probe: Annotated[int, typer.Option(min=1, help="Training inputs on which the eNTK is tracked.")] = 64,
+    seeds: Annotated[int, typer.Option(min=2, help="Init seeds for the eNTK spread.")] = 3,
+    seed: Annotated[int, typer.Option(help="Init seed of the trained net.")] = 0,
+    data_seed: Annotated[int, typer.Option(help="Subsampling seed of the data.")] = 0,
+    checkpoints: Annotated[int, typer.Option(min=1, help="eNTK snapshots during training.")] = 20,
+    shape: Annotated[
+        AuditShape,
+        typer.Option(help="Input layout: flat (n, d), image (n, C, ...), or auto (flat, else image)."),
+    ] = AuditShape.auto,
+    dtype: Annotated[AuditDtype, typer.Option(help="Model and data dtype.")] = AuditDtype.float64,
+    max_kernel_spread: Annotated[float, typer.Option(help="Threshold: eNTK spread over seeds.")] = 0.1,
+    max_kernel_distance: Annotated[float, typer.Option(help="Threshold: kernel distance S(0,T).")] = 0.1,
+    max_kernel_velocity: Annotated[float, typer.Option(help="Threshold: final velocity × steps.")] = 0.1,
+    max_param_change: Annotated[float, typer.Option(help="Threshold: relative parameter change.")] = 0.1,
+    max_function_gap: Annotated[float, typer.Option(help="Threshold: net vs linearized gap.")] = 0.1,
+    max_error_gap: Annotated[
+        float, typer.Option(help="Threshold: test error gap, net vs NTK regression.")
+    ] = 0.02,
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default: results/audit_<factory>).")
+    ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(min=1, help="Torch CPU threads (default: torch's; 1 is fastest on a busy machine)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars (stderr).")] = True,
+) -> None:
+    """Is your own model in the kernel regime? A verdict per criterion, as a table, JSON and an HTML page.
+
+    Exit code 0 whatever the verdict.
+
+    Exit code 2 (one line, no traceback): the factory cannot be imported, does not return an nn.Module, or does
+    not fit the data; or a bad option or dataset.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        thresholds = Thresholds(
+            kernel_spread=max_kernel_spread,
+            kernel_distance=max_kernel_distance,
+            kernel_velocity=max_kernel_velocity,
+            param_change=max_param_change,
+            function_gap=max_function_gap,
+            error_gap=max_error_gap,
+        )
+        result = run_audit(
+            factory,
+            data,
+            steps=steps,
+            optimizer=optimizer.value,
+            learning_rate=lr,
+            batch_size=batch_size,
+            n_train=n_train,
+            n_test=n_test,
+            probe_size=probe,
+            seeds=seeds,
+            seed=seed,
+            data_seed=data_seed,
+            checkpoints=checkpoints,
+            shape=shape.value,
+            dtype=getattr(torch, dtype.value),
+            thresholds=thresholds,
+            progress=progress,
+        )
+    except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
+        raise _fail(" ".join(str(err).split())) from None
+    from tangentlab.audit._render import render_table, write_outputs
+
+    out_dir = out if out is not None else Path("results") / f"audit_{factory.rpartition(':')[2]}"
+    json_path, html_path = write_outputs(
+        result, out_dir, command=_audit_command(factory, data, optimizer.value, steps, lr)
+    )
+    typer.echo(render_table(result))
+    typer.echo(f"wrote {json_path} and {html_path}")
+
+
+def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:
+    lr_text = "" if lr is None else f" --lr {lr:g}"
+    return f"tangentlab audit {factory} --data {data} --optimizer {optimizer} --steps {steps}{lr_text} ..."
 
 
 def _stored(out_dir: Path) -> list[StoredRun]:
