@@ -141,6 +141,53 @@ def mnist(validation_as_test: bool = False) -> Pool:
     )
 
 
+def diabetes() -> Pool:
+    """scikit-learn's ``load_diabetes`` (Efron et al. 2004): 442 patients, 10 features, disease progression target.
+
+    Features are sklearn's scaled version (each column centred with unit Euclidean norm); the target (25..346) is
+    kept in its units as an (N, 1) regression target. All examples are in the train pool; :func:`load` splits them.
+    """
+    try:
+        from sklearn.datasets import load_diabetes
+    except ImportError as err:  # pragma: no cover - sklearn is a core dependency
+        raise _missing("sklearn", "scikit-learn", "diabetes") from err
+    bunch = load_diabetes()
+    x = np.asarray(bunch.data, dtype=np.float64)
+    return Pool(x, np.asarray(bunch.target, dtype=np.float64)[:, None], None, None, (1, x.shape[1]))
+
+
+def gap1d_function(x: np.ndarray) -> np.ndarray:
+    """The noise-free target of ``gap1d``: ``sin(2 pi x) + 0.3 x``."""
+    return np.sin(2 * np.pi * x) + 0.3 * x
+
+
+def gap1d(n_train: int, n_test: int, seed: int, *, gap: float = 0.3, noise: float = 0.1) -> Pool:
+    """1-D regression with a gap in the training inputs (the "in-between uncertainty" task of Foong et al. 2019).
+
+    Train inputs are uniform on ``[-1, -gap] ∪ [gap, 1]``; test inputs are uniform on ``[-1, 1]``, so a fraction
+    ``gap`` of them lies in the gap where there is no data. Targets ``gap1d_function(x) + noise * eps``,
+    ``eps ~ N(0, 1)``, drawn from ``seed``.
+
+    Args:
+        n_train: training examples in the pool.
+        n_test: test examples in the pool.
+        seed: seed of the inputs and noise.
+        gap: half-width of the gap, in [0, 1).
+        noise: noise standard deviation (>= 0).
+    """
+    if not 0 <= gap < 1:
+        raise ValueError(f"gap: expected a number in [0, 1), got {gap!r}")
+    if not noise >= 0:
+        raise ValueError(f"noise: expected a number >= 0, got {noise!r}")
+    rng = np.random.default_rng(seed)
+    side = np.where(rng.random(n_train) < 0.5, -1.0, 1.0)
+    xtr = side * rng.uniform(gap, 1.0, n_train)
+    xte = rng.uniform(-1.0, 1.0, n_test)
+    ytr = gap1d_function(xtr) + noise * rng.standard_normal(n_train)
+    yte = gap1d_function(xte) + noise * rng.standard_normal(n_test)
+    return Pool(xtr[:, None], ytr[:, None], xte[:, None], yte[:, None], (1, 1))
+
+
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 

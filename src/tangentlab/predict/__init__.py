@@ -5,6 +5,9 @@ Public surface:
 * :func:`gradient_descent_mse` — outputs of one linearized network after gradient flow for time ``t``.
 * :func:`gradient_descent_mse_ensemble` — mean and covariance over random inits (NTK or NNGP mode).
 * :func:`gp_inference` — GP posterior with a precomputed NNGP or NTK kernel.
+* :class:`LinearizedLaplace` — linearized Laplace posterior of a trained network (eNTK, evidence-tuned α, σ);
+  :func:`laplace_evidence`, :func:`function_space_evidence`, :func:`maximize_evidence` — its evidence pieces, also
+  usable to tune a GP's amplitude and noise.
 * :class:`KernelRegressor` — fit/predict kernel ridge regression on precomputed kernels.
 * :func:`solve_psd`, :class:`SolveInfo`, :class:`GaussianPrediction` — the solver and its records.
 
@@ -13,6 +16,12 @@ All computation is float64; the loss convention is ``L = (1/(2n)) sum_i ||f(x_i)
 
 from tangentlab.predict.gp import GaussianPrediction, gp_inference
 from tangentlab.predict.gradient_descent import gradient_descent_mse, gradient_descent_mse_ensemble
+from tangentlab.predict.laplace import (
+    LinearizedLaplace,
+    function_space_evidence,
+    laplace_evidence,
+    maximize_evidence,
+)
 from tangentlab.predict.regressor import KernelRegressor, NotFittedError
 from tangentlab.predict.solve import JITTER_LADDER, PSD_TOL, SolveInfo, solve_psd
 
@@ -21,10 +30,14 @@ __all__ = [
     "PSD_TOL",
     "GaussianPrediction",
     "KernelRegressor",
+    "LinearizedLaplace",
     "NotFittedError",
     "SolveInfo",
+    "function_space_evidence",
     "gp_inference",
     "gradient_descent_mse",
     "gradient_descent_mse_ensemble",
+    "laplace_evidence",
+    "maximize_evidence",
     "solve_psd",
 ]

@@ -51,6 +51,14 @@ def _load_builtin() -> None:
 
 
 # modules under tangentlab/studies that register a study
-_BUILTIN: tuple[str, ...] = ("lazy", "dispersion", "evolution", "equivalence", "scaling", "conditioning")
+_BUILTIN: tuple[str, ...] = (
+    "lazy",
+    "dispersion",
+    "evolution",
+    "equivalence",
+    "scaling",
+    "conditioning",
+    "uncertainty",
+)
 
 __all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "list_studies", "register"]
