@@ -33,7 +33,7 @@ One run (one grid point: ``width``, ``parametrization``, data, seed):
 
 1. Data from :func:`tangentlab.data.load` (float64), MSE ``L = (1/(2n)) sum_i ||f(x_i) - y_i||^2`` (classification
    data: one-hot or centred targets). Model: ``config.model`` or the default one-hidden-layer ReLU MLP, every
-   ``Dense`` but the readout ``width`` units wide (:func:`tangentlab.studies.lazy.set_hidden_width`).
+   ``Dense`` but the readout ``width`` units wide (:func:`tangentlab.studies._models.set_hidden_width`).
 2. At init: ``lambda_min``, ``lambda_max`` and ``condition_number`` of ``G_0`` (:func:`tangentlab.train.ntk_gram`).
 3. Gradient descent (:func:`tangentlab.train.fit`, full batch) for ``train.steps`` steps with
    ``eta = lr_fraction * n / lambda_max(G_0)`` (on the train outputs GD is ``f <- f - (eta / n) G (f - y)``, stable
@@ -60,12 +60,13 @@ from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFlo
 from torch import nn
 from torch.func import functional_call
 
-from tangentlab import arch, train
+from tangentlab import train
 from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
-from tangentlab.studies.lazy import LazyStudy, set_hidden_width
+from tangentlab.studies._models import widened_net
+from tangentlab.studies.lazy import LazyStudy
 
 #: Zhang et al. 2019's Condition 2 needs the stability constant below this value.
 STABILITY_THRESHOLD = 0.5
@@ -214,14 +215,7 @@ class ConditioningStudy(Study):
         x, y = ds.x_train.to(device), ds.y_train.to(device)
         n = x.shape[0]
         out_dim = 1 if y.ndim == 1 else int(y[0].numel())
-        description = set_hidden_width(config.model or dict(self.default_model or {}), p.width, out_dim)
-        net = arch.from_dict(description).build(
-            ds.input_shape,
-            parametrization=p.parametrization,
-            seed=config.seed,
-            dtype=torch.float64,
-            device=device,
-        )
+        net = widened_net(self, config, p.width, out_dim, ds.input_shape, p.parametrization, device)
         gram0 = train.ntk_gram(net, x)
         evals = torch.linalg.eigvalsh(gram0)
         lam_min, lam_max = float(evals[0]), float(evals[-1])

@@ -44,7 +44,6 @@ The report (:mod:`tangentlab.studies._lazy_report`) fits ``log metric = slope * 
 
 from __future__ import annotations
 
-import copy
 import math
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -53,11 +52,12 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
-from tangentlab import arch, empirical_ntk, metrics, predict, train
+from tangentlab import empirical_ntk, metrics, predict, train
 from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
+from tangentlab.studies._models import set_hidden_width, widened_net
 
 CHANGE_METRICS: tuple[str, ...] = ("rel_ntk_change", "rel_param_change", "kernel_distance", "function_gap")
 
@@ -81,35 +81,6 @@ class LazyParams(BaseModel):
     probe_size: PositiveInt = 32
     lr_fraction: PositiveFloat | None = 0.5
     eval_every: PositiveInt = 10
-
-
-def set_hidden_width(description: dict[str, Any], width: int, out_dim: int | None = None) -> dict[str, Any]:
-    """A copy of an arch description dict with every ``Dense`` but the last (the readout) set to ``width`` units,
-    and the readout set to ``out_dim`` units when given.
-
-    Raises:
-        ValueError: if the description has no hidden ``Dense`` layer to widen.
-    """
-    out = copy.deepcopy(description)
-    dense: list[dict[str, Any]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("layer") == "Dense":
-                dense.append(node)
-            for layer in node.get("layers", ()):
-                walk(layer)
-
-    walk(out)
-    if len(dense) < 2:
-        raise ValueError(
-            f"model: expected at least one hidden Dense layer before the readout, got {len(dense)} Dense"
-        )
-    for node in dense[:-1]:
-        node["width"] = int(width)
-    if out_dim is not None:
-        dense[-1]["width"] = int(out_dim)
-    return out
 
 
 def _per_output_ntk(
@@ -161,14 +132,7 @@ class LazyStudy(Study):
         if p.probe_size > n:
             raise ValueError(f"params.probe_size: expected at most n_train = {n}, got {p.probe_size}")
         out_dim = 1 if y.ndim == 1 else int(y[0].numel())
-        description = set_hidden_width(config.model or dict(self.default_model or {}), p.width, out_dim)
-        net = arch.from_dict(description).build(
-            ds.input_shape,
-            parametrization=p.parametrization,
-            seed=config.seed,
-            dtype=torch.float64,
-            device=device,
-        )
+        net = widened_net(self, config, p.width, out_dim, ds.input_shape, p.parametrization, device)
         with torch.no_grad():
             f0_train, f0_test = net(x), net(xt)
         n_out = f0_train[0].numel()
@@ -254,3 +218,6 @@ class LazyStudy(Study):
         from tangentlab.studies._lazy_report import lazy_section
 
         return lazy_section(self, rows, Path(figures_dir))
+
+
+__all__ = ["CHANGE_METRICS", "LazyParams", "LazyStudy", "set_hidden_width"]
