@@ -59,6 +59,7 @@ _BUILTIN: tuple[str, ...] = (
     "scaling",
     "conditioning",
     "uncertainty",
+    "bandit",
 )
 
 __all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "list_studies", "register"]

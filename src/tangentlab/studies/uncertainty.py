@@ -54,7 +54,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import _uncertainty_methods as um
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
-from tangentlab.studies.lazy import set_hidden_width
+from tangentlab.studies._models import set_hidden_width
 
 METHODS: tuple[str, ...] = ("ntk_gp", "nngp", "laplace", "ensemble", "net")
 AUTO_SHIFT: dict[str, str] = {"gap1d": "gap", "digits": "rotate", "mnist5k": "rotate", "mnist": "rotate"}
