@@ -60,6 +60,7 @@ _BUILTIN: tuple[str, ...] = (
     "conditioning",
     "uncertainty",
     "bandit",
+    "continual",
 )
 
 __all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "list_studies", "register"]
