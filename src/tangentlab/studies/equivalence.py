@@ -55,6 +55,7 @@ from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
+from tangentlab.studies._sections import no_model
 
 #: The four predictions compared across depth (the report's methods), and the linearized net at convergence.
 METHODS: tuple[str, ...] = ("net", "ntk", "entk", "nngp")
@@ -166,11 +167,7 @@ class EquivalenceStudy(Study):
             raise ValueError(
                 f"train.loss: the equivalence study needs 'mse' (kernel regression's loss), got {tc.loss!r}"
             )
-        if config.model is not None:
-            raise ValueError(
-                "model: the equivalence study builds its ReLU MLP from params.depth/width/sigma_w/sigma_b; "
-                f"expected no model, got {config.model!r}"
-            )
+        no_model(config.model, self.name, "params.depth/width/sigma_w/sigma_b")
         ds = config.data.load(shape="flat", dtype=torch.float64)
         if ds.task != "classification" or ds.y_train.dtype == torch.int64:
             raise ValueError(

@@ -60,6 +60,7 @@ from tangentlab.studies._evolution_kernels import (
     snapshot_schedule,
     velocity_summary,
 )
+from tangentlab.studies._sections import no_model
 
 ModelKind = Literal["mlp", "cnn", "deep_mlp"]
 CURVES: tuple[str, ...] = (
@@ -152,10 +153,7 @@ class EvolutionStudy(Study):
         """Train one net, taking eNTK snapshots, and return the curves and their summaries."""
         p = EvolutionParams.model_validate(config.params)
         tc, d = config.train, config.data
-        if config.model is not None:
-            raise ValueError(
-                "model: the evolution study builds its nets from params.model_kind; remove `model`"
-            )
+        no_model(config.model, self.name, "params.model_kind")
         ds = config.data.load(shape="image" if p.model_kind == "cnn" else "flat")
         if ds.task != "classification" or ds.labels_train is None or ds.labels_test is None:
             raise ValueError(f"data.name: the evolution study needs a classification dataset, got {d.name!r}")

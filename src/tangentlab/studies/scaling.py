@@ -61,6 +61,7 @@ from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
+from tangentlab.studies._sections import no_model
 
 ModelKind = Literal["mlp", "cnn"]
 METHODS: tuple[str, ...] = ("net", "entk0", "ntk", "entk_m")
@@ -163,10 +164,7 @@ class ScalingStudy(Study):
         """Train the net (and the pre-trained net), solve the three kernel regressions, score all four."""
         p = ScalingParams.model_validate(config.params)
         tc = config.train
-        if config.model is not None:
-            raise ValueError(
-                "model: the scaling study builds its nets from params.model_kind; remove `model`"
-            )
+        no_model(config.model, self.name, "params.model_kind")
         if tc.loss != "mse":
             raise ValueError(
                 f"train.loss: the scaling study needs 'mse' (kernel regression's loss), got {tc.loss!r}"
