@@ -25,7 +25,9 @@ WORKERS   ?= 2
 run: setup
 	@start=$$(date +%s); \
 	for cfg in configs/quick/*.yaml; do \
+		t0=$$(date +%s); \
 		$(PY) -m tangentlab run $$cfg --out $(QUICK_OUT) --workers $(WORKERS) || exit $$?; \
+		echo "make run: $$cfg in $$(( $$(date +%s) - t0 )) s"; \
 	done; \
 	$(PY) -m tangentlab report $(QUICK_OUT) || exit $$?; \
 	echo "make run: quick suite and report in $$(( $$(date +%s) - start )) s"
