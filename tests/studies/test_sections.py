@@ -1,5 +1,7 @@
 """Report scaffolding shared by the studies: run tallies, the empty section, the `model` guard."""
 
+import math
+
 import pytest
 
 from tangentlab.runner.config import RunConfig
@@ -51,3 +53,27 @@ def test_studies_that_build_their_own_nets_refuse_a_model(name, source):
         ValueError, match=rf"^model: the {name} study builds its nets from {source}.*expected no model"
     ):
         get_study(name).run(config)
+
+
+def test_finite_values_and_mean_skip_missing_null_boolean_and_non_finite():
+    from tangentlab.studies._sections import finite_mean, finite_values
+
+    metrics = [
+        {"m": 1},
+        {"m": 2.5},
+        {"m": None},
+        {},
+        {"m": True},
+        {"m": float("nan")},
+        {"m": float("inf")},
+        {"m": "x"},
+    ]
+    rows = [
+        ResultRow(
+            run_id=str(i), config=RunConfig(study="lazy", data={"name": "digits"}), status="done", metrics=m
+        )
+        for i, m in enumerate(metrics)
+    ]
+    assert finite_values(rows, "m") == [1.0, 2.5]
+    assert finite_mean(rows, "m") == pytest.approx(1.75)
+    assert math.isnan(finite_mean(rows, "other"))

@@ -22,7 +22,7 @@ import numpy as np
 
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
-from tangentlab.studies._sections import empty_section, tally
+from tangentlab.studies._sections import empty_section, finite_mean, tally
 from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
@@ -150,8 +150,8 @@ def _verdict(outcomes: list[str]) -> Verdict:
 
 
 def _mean_metric(rows: list[ResultRow], key: str) -> float | None:
-    vals = [float(v) for r in rows if isinstance(v := r.metrics.get(key), int | float) and math.isfinite(v)]
-    return float(np.mean(vals)) if vals else None
+    mean = finite_mean(rows, key)
+    return None if math.isnan(mean) else mean
 
 
 def _fmt(mean: float, se: float) -> str:

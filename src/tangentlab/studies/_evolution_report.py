@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
@@ -35,7 +34,7 @@ from tangentlab.studies._evolution_figures import (
     plot_heatmaps,
     sigma_w2,
 )
-from tangentlab.studies._sections import empty_section, tally
+from tangentlab.studies._sections import empty_section, finite_mean, tally
 from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
@@ -44,11 +43,6 @@ if TYPE_CHECKING:
 TRANSIENT_FACTOR = 2.0
 CONSTANT_SPREAD = 5.0
 Group = tuple[str, str]  # (dataset, model_kind)
-
-
-def _mean(rows: list[ResultRow], key: str) -> float:
-    vals = [float(v) for r in rows if isinstance(v := r.metrics.get(key), int | float) and math.isfinite(v)]
-    return float(np.mean(vals)) if vals else math.nan
 
 
 def _by_sigma(rows: list[ResultRow]) -> dict[float, list[ResultRow]]:
@@ -60,6 +54,13 @@ def _by_sigma(rows: list[ResultRow]) -> dict[float, list[ResultRow]]:
 
 def _group_name(g: Group, rows: list[ResultRow]) -> str:
     return f"{g[0]}, {model_label(rows[0])}"
+
+
+def _judge_runs(rows: list[ResultRow], keys: tuple[str, ...], ok: Callable[..., bool]) -> tuple[int, int]:
+    """(passed, judged): the runs whose metrics ``keys`` are all numbers, and how many of them ``ok`` accepts."""
+    values = [[r.metrics.get(k) for k in keys] for r in rows]
+    judged = [v for v in values if all(isinstance(x, int | float) for x in v)]
+    return sum(bool(ok(*v)) for v in judged), len(judged)
 
 
 def _outcome(passed: int, total: int) -> Verdict:
@@ -74,7 +75,7 @@ def _ordered_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[
     passed = total = 0
     lines = []
     for g, rows in sorted(judged.items()):
-        dist = {s: _mean(rs, "kernel_distance_final") for s, rs in _by_sigma(rows).items()}
+        dist = {s: finite_mean(rs, "kernel_distance_final") for s, rs in _by_sigma(rows).items()}
         ordered = {s: d for s, d in dist.items() if phase(s) == "ordered" and math.isfinite(d)}
         other = {s: d for s, d in dist.items() if phase(s) != "ordered" and math.isfinite(d)}
         if not ordered or not other:
@@ -97,7 +98,7 @@ def _ordered_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[
     for g, rows in sorted(groups.items()):
         if g in judged:
             continue
-        dist = {s: _mean(rs, "kernel_distance_final") for s, rs in _by_sigma(rows).items()}
+        dist = {s: finite_mean(rs, "kernel_distance_final") for s, rs in _by_sigma(rows).items()}
         text = ", ".join(f"{d:.3g} (σ_w²={s:g})" for s, d in dist.items())
         lines.append(f"{_group_name(g, rows)} (not judged; shallow): S(0,T) = {text}.")
     verdict = _outcome(passed, total)
@@ -113,15 +114,14 @@ def _velocity_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list
     lines = []
     for g, rows in sorted(groups.items()):
         parts = []
+        ok, judged = _judge_runs(
+            rows,
+            ("velocity_transient_ratio", "velocity_late_spread"),
+            lambda tr, sp: tr >= TRANSIENT_FACTOR and sp <= CONSTANT_SPREAD,
+        )
+        passed, total = passed + ok, total + judged
         for s, rs in _by_sigma(rows).items():
-            for r in rs:
-                tr, sp = r.metrics.get("velocity_transient_ratio"), r.metrics.get("velocity_late_spread")
-                if not (isinstance(tr, int | float) and isinstance(sp, int | float)):
-                    continue
-                total += 1
-                ok = tr >= TRANSIENT_FACTOR and sp <= CONSTANT_SPREAD
-                passed += ok
-            tr_m, sp_m = _mean(rs, "velocity_transient_ratio"), _mean(rs, "velocity_late_spread")
+            tr_m, sp_m = finite_mean(rs, "velocity_transient_ratio"), finite_mean(rs, "velocity_late_spread")
             parts.append(f"σ_w²={s:g}: first/late-median {tr_m:.3g}, late max/min {sp_m:.3g}")
         if parts:
             lines.append(f"{_group_name(g, rows)} velocity: " + "; ".join(parts) + ".")
@@ -138,14 +138,13 @@ def _after_kernel_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, 
     lines = []
     for g, rows in sorted(groups.items()):
         parts = []
+        ok, judged = _judge_runs(
+            rows, ("after_kernel_acc_init", "after_kernel_acc_final"), lambda a0, a1: a1 > a0
+        )
+        passed, total = passed + ok, total + judged
         for s, rs in _by_sigma(rows).items():
-            for r in rs:
-                a0, a1 = r.metrics.get("after_kernel_acc_init"), r.metrics.get("after_kernel_acc_final")
-                if isinstance(a0, int | float) and isinstance(a1, int | float):
-                    total += 1
-                    passed += a1 > a0
-            a0m, a1m = _mean(rs, "after_kernel_acc_init"), _mean(rs, "after_kernel_acc_final")
-            best, net = _mean(rs, "after_kernel_acc_best"), _mean(rs, "net_acc_final")
+            a0m, a1m = finite_mean(rs, "after_kernel_acc_init"), finite_mean(rs, "after_kernel_acc_final")
+            best, net = finite_mean(rs, "after_kernel_acc_best"), finite_mean(rs, "net_acc_final")
             err = (1 - a0m) / (1 - a1m) if a1m < 1 else math.inf
             parts.append(
                 f"σ_w²={s:g}: {100 * a1m:.1f}% at the end vs {100 * a0m:.1f}% at init (best {100 * best:.1f}%, "
@@ -163,9 +162,9 @@ def _block_lines(groups: dict[Group, list[ResultRow]]) -> list[str]:
     for g, rows in sorted(groups.items()):
         parts = []
         for s, rs in _by_sigma(rows).items():
-            w0, w1 = _mean(rs, "within_ratio_init"), _mean(rs, "within_ratio_final")
-            b0, b1 = _mean(rs, "between_ratio_init"), _mean(rs, "between_ratio_final")
-            al0, al1 = _mean(rs, "alignment_init"), _mean(rs, "alignment_final")
+            w0, w1 = finite_mean(rs, "within_ratio_init"), finite_mean(rs, "within_ratio_final")
+            b0, b1 = finite_mean(rs, "between_ratio_init"), finite_mean(rs, "between_ratio_final")
+            al0, al1 = finite_mean(rs, "alignment_init"), finite_mean(rs, "alignment_final")
             parts.append(
                 f"σ_w²={s:g}: within {w0:.2f}→{w1:.2f}, between {b0:.2f}→{b1:.2f}, alignment {al0:.2f}→{al1:.2f}"
             )
@@ -196,7 +195,7 @@ def _table(groups: dict[Group, list[ResultRow]]) -> Table:
         for s, rs in _by_sigma(rows).items():
 
             def f(key: str, fmt: str = ".3g", rs: list[ResultRow] = rs) -> str:
-                v = _mean(rs, key)
+                v = finite_mean(rs, key)
                 return format(v, fmt) if math.isfinite(v) else "n/a"
 
             out.append(

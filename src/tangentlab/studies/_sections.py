@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from tangentlab.report.section import StudySection
 from tangentlab.studies._base import ResultRow, Study
@@ -46,6 +49,22 @@ def tally(rows: list[ResultRow]) -> RunTally:
         else:
             n_other += 1
     return RunTally(completed, n_failed, n_diverged, n_other)
+
+
+def finite_values(rows: list[ResultRow], key: str) -> list[float]:
+    """The finite numeric values of metric ``key`` over ``rows`` (missing, null, boolean and non-finite left out)."""
+    out = []
+    for r in rows:
+        v = r.metrics.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            out.append(float(v))
+    return out
+
+
+def finite_mean(rows: list[ResultRow], key: str) -> float:
+    """Mean of :func:`finite_values` (NaN when there is none)."""
+    vals = finite_values(rows, key)
+    return float(np.mean(vals)) if vals else math.nan
 
 
 def header(study: Study) -> dict[str, Any]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
-from tangentlab.studies._sections import empty_section, tally
+from tangentlab.studies._sections import empty_section, finite_mean, finite_values, tally
 from tangentlab.studies._sections import header as section_header
 
 if TYPE_CHECKING:
@@ -39,20 +39,6 @@ Cell = tuple[str, int]
 
 def _width(row: ResultRow) -> int:
     return int(row.config.params.get("width", 256))
-
-
-def _values(rows: list[ResultRow], key: str) -> list[float]:
-    out = []
-    for r in rows:
-        v = r.metrics.get(key)
-        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
-            out.append(float(v))
-    return out
-
-
-def _mean(rows: list[ResultRow], key: str) -> float:
-    vals = _values(rows, key)
-    return float(np.mean(vals)) if vals else math.nan
 
 
 def _is_class(rows: list[ResultRow]) -> bool:
@@ -85,7 +71,7 @@ def _plot_dataset(name: str, rows: list[ResultRow], path: Path) -> None:
         for i, method in enumerate(METHOD_NAMES):
             means, lo, hi = [], [], []
             for w in widths:
-                vals = _values(by_width[w], f"{method}_{metric}")
+                vals = finite_values(by_width[w], f"{method}_{metric}")
                 means.append(np.mean(vals) if vals else np.nan)
                 lo.append(np.min(vals) if vals else np.nan)
                 hi.append(np.max(vals) if vals else np.nan)
@@ -161,7 +147,7 @@ def _cells(groups: dict[str, list[ResultRow]]) -> dict[Cell, dict[str, float]]:
     for name, rows in groups.items():
         for w in sorted({_width(r) for r in rows}):
             at = [r for r in rows if _width(r) == w]
-            cells[(name, w)] = {m: _mean(at, f"{m}_nll") for m in METHOD_NAMES}
+            cells[(name, w)] = {m: finite_mean(at, f"{m}_nll") for m in METHOD_NAMES}
     return cells
 
 
@@ -193,15 +179,19 @@ def _dataset_findings(name: str, rows: list[ResultRow]) -> list[str]:
     out = []
     for w in (widths[0], widths[-1]) if len(widths) > 1 else (widths[0],):
         at = [r for r in rows if _width(r) == w]
-        nll = {m: _mean(at, f"{m}_nll") for m in METHOD_NAMES}
+        nll = {m: finite_mean(at, f"{m}_nll") for m in METHOD_NAMES}
         ranked = sorted((v, m) for m, v in nll.items() if math.isfinite(v))
         order = " < ".join(f"{METHOD_NAMES[m]} {v:.3f}" for v, m in ranked)
         out.append(f"{name}, width {w}: test NLL {order}.")
     widest = [r for r in rows if _width(r) == widths[-1]]
-    rises = [m for m in METHOD_NAMES if _mean(widest, f"{m}_entropy_shift") > _mean(widest, f"{m}_entropy")]
+    rises = [
+        m
+        for m in METHOD_NAMES
+        if finite_mean(widest, f"{m}_entropy_shift") > finite_mean(widest, f"{m}_entropy")
+    ]
     flat = [m for m in METHOD_NAMES if m not in rises]
     gains = ", ".join(
-        f"{METHOD_NAMES[m]} {_mean(widest, f'{m}_entropy_shift') - _mean(widest, f'{m}_entropy'):+.3f}"
+        f"{METHOD_NAMES[m]} {finite_mean(widest, f'{m}_entropy_shift') - finite_mean(widest, f'{m}_entropy'):+.3f}"
         for m in METHOD_NAMES
     )
     out.append(
@@ -210,18 +200,18 @@ def _dataset_findings(name: str, rows: list[ResultRow]) -> list[str]:
         + (f"; not for {', '.join(METHOD_NAMES[m] for m in flat)})." if flat else ").")
     )
     if not _is_class(rows):
-        cov = ", ".join(f"{METHOD_NAMES[m]} {_mean(widest, f'{m}_cov90'):.2f}" for m in METHOD_NAMES)
+        cov = ", ".join(f"{METHOD_NAMES[m]} {finite_mean(widest, f'{m}_cov90'):.2f}" for m in METHOD_NAMES)
         out.append(f"{name}, width {widths[-1]}: 90 % interval coverage (nominal 0.90): {cov}.")
         if (
             any(f"{m}_cov90_shift" in r.metrics for r in widest for m in METHOD_NAMES)
             and rows[0].metrics.get("shift") == "gap"
         ):
             cov_s = ", ".join(
-                f"{METHOD_NAMES[m]} {_mean(widest, f'{m}_cov90_shift'):.2f}" for m in METHOD_NAMES
+                f"{METHOD_NAMES[m]} {finite_mean(widest, f'{m}_cov90_shift'):.2f}" for m in METHOD_NAMES
             )
             out.append(f"{name}, width {widths[-1]}: coverage inside the gap: {cov_s}.")
     else:
-        ece = ", ".join(f"{METHOD_NAMES[m]} {_mean(widest, f'{m}_ece'):.3f}" for m in METHOD_NAMES)
+        ece = ", ".join(f"{METHOD_NAMES[m]} {finite_mean(widest, f'{m}_ece'):.3f}" for m in METHOD_NAMES)
         out.append(f"{name}, width {widths[-1]}: test ECE: {ece}.")
     return out
 
@@ -234,7 +224,7 @@ def _table(name: str, rows: list[ResultRow]) -> Table:
     for w in sorted({_width(r) for r in rows}):
         at = [r for r in rows if _width(r) == w]
         for m in METHOD_NAMES:
-            body.append((str(w), METHOD_NAMES[m], *(f"{_mean(at, f'{m}_{c}'):.3f}" for c in cols)))
+            body.append((str(w), METHOD_NAMES[m], *(f"{finite_mean(at, f'{m}_{c}'):.3f}" for c in cols)))
     return Table(
         caption=f"{name}: seed-mean metrics per width and method (entropy in nats; regression in z-scored units)",
         header=("width", "method", *cols),
