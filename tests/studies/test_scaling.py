@@ -83,3 +83,27 @@ def test_report_on_tiny_real_rows_writes_figure_and_exponent_table(tmp_path):
         alpha_offset, lo, hi = (float(v.strip("[],")) for v in row[7].split())
         assert lo <= alpha_offset <= hi  # the "+ c" fit: three sizes are enough
     assert any("1 skipped" in s for s in section.settings)
+
+
+def test_report_keeps_each_pretrain_m_apart_at_the_largest_n(tmp_path):
+    """The finding at the largest n gives each after-m eNTK its own mean, not a mean pooled over every m."""
+    metrics = {"status": "completed", "test_mse_net": 0.5, "test_mse_entk0": 0.9, "test_mse_ntk": 0.7}
+    metrics |= {k.replace("mse", "err"): v / 10 for k, v in metrics.items() if k != "status"}
+    rows = []
+    for m, entk_m in ((4, 0.2), (8, 0.6)):
+        for n in (8, 16):
+            for seed in (0, 1):
+                config = _config(seed=seed, n_train=n, pretrain_m=m)
+                values = {
+                    k: v * (16 / n) ** 0.5
+                    for k, v in {**metrics, "test_mse_entk_m": entk_m, "test_err_entk_m": entk_m / 10}.items()
+                    if k != "status"
+                }
+                rows.append(
+                    ResultRow(
+                        run_id=config.run_id, config=config, status="done", metrics={**metrics, **values}
+                    )
+                )
+    section = ScalingStudy().report(rows, tmp_path / "figures")
+    (line,) = [f for f in section.findings if "at n = 16" in f]
+    assert "after 4 samples MSE 0.200" in line and "after 8 samples MSE 0.600" in line

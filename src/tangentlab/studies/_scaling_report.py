@@ -235,8 +235,16 @@ def scaling_section(study: ScalingStudy, rows: list[ResultRow], figures_dir: Pat
         parts = []
         for curve in curves[s]:
             method = "entk_m" if curve.startswith("entk_m=") else curve
-            vals = [float(v) for r in at if isinstance(v := r.metrics.get(f"test_mse_{method}"), int | float)]
-            errs = [float(v) for r in at if isinstance(v := r.metrics.get(f"test_err_{method}"), int | float)]
+            # the after-m eNTK of this curve only: runs with another pretrain_m belong to another curve
+            mine = [
+                r for r in at if method != "entk_m" or f"entk_m={r.config.params.get('pretrain_m')}" == curve
+            ]
+            vals = [
+                float(v) for r in mine if isinstance(v := r.metrics.get(f"test_mse_{method}"), int | float)
+            ]
+            errs = [
+                float(v) for r in mine if isinstance(v := r.metrics.get(f"test_err_{method}"), int | float)
+            ]
             if vals:
                 err = f", error {np.mean(errs):.3f}" if errs else ""
                 parts.append(f"{_label(curve)} MSE {np.mean(vals):.3f}{err}")
