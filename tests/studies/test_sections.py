@@ -1,6 +1,7 @@
 """Report scaffolding shared by the studies: run tallies, the empty section, the `model` guard."""
 
 import math
+import re
 
 import pytest
 
@@ -77,3 +78,19 @@ def test_finite_values_and_mean_skip_missing_null_boolean_and_non_finite():
     assert finite_values(rows, "m") == [1.0, 2.5]
     assert finite_mean(rows, "m") == pytest.approx(1.75)
     assert math.isnan(finite_mean(rows, "other"))
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("lazy", "the theory's loss"),
+        ("continual", "the kernel theory's loss"),
+        ("equivalence", "kernel regression's loss"),
+        ("scaling", "kernel regression's loss"),
+    ],
+)
+def test_kernel_studies_refuse_a_loss_other_than_mse(name, why):
+    config = RunConfig(study=name, data={"name": "digits"}, train={"loss": "cross_entropy"})
+    expected = f"train.loss: the {name} study needs 'mse' ({why}), got 'cross_entropy'"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        get_study(name).run(config)

@@ -87,3 +87,9 @@ def no_model(config_model: object, study: str, built_from: str) -> None:
         raise ValueError(
             f"model: the {study} study builds its nets from {built_from}; expected no model, got {config_model!r}"
         )
+
+
+def needs_mse(loss: str, study: str, why: str) -> None:
+    """Raise ValueError unless ``train.loss`` is ``"mse"``, the loss the study's kernel theory is stated for (``why``)."""
+    if loss != "mse":
+        raise ValueError(f"train.loss: the {study} study needs 'mse' ({why}), got {loss!r}")

@@ -68,6 +68,7 @@ from tangentlab.studies._continual_tasks import (
     learning_accuracy,
 )
 from tangentlab.studies._models import set_hidden_width
+from tangentlab.studies._sections import needs_mse
 
 MODELS: tuple[str, ...] = ("net", "lin", "ntk")
 
@@ -259,10 +260,7 @@ class ContinualStudy(Study):
         """Train the net, its linearization and the kernel on the task sequence and measure forgetting."""
         p = ContinualParams.model_validate(config.params)
         tc = config.train
-        if tc.loss != "mse":
-            raise ValueError(
-                f"train.loss: the continual study needs 'mse' (the kernel theory's loss), got {tc.loss!r}"
-            )
+        needs_mse(tc.loss, self.name, "the kernel theory's loss")
         if tc.momentum >= 1:
             raise ValueError(f"train.momentum: expected a value in [0, 1), got {tc.momentum}")
         if config.data.target not in (None, "onehot"):

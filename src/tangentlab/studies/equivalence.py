@@ -55,7 +55,7 @@ from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
-from tangentlab.studies._sections import no_model
+from tangentlab.studies._sections import needs_mse, no_model
 
 #: The four predictions compared across depth (the report's methods), and the linearized net at convergence.
 METHODS: tuple[str, ...] = ("net", "ntk", "entk", "nngp")
@@ -163,10 +163,7 @@ class EquivalenceStudy(Study):
         """Train the net of this depth and solve the three kernel regressions; score all four on the test set."""
         p = EquivalenceParams.model_validate(config.params)
         tc = config.train
-        if tc.loss != "mse":
-            raise ValueError(
-                f"train.loss: the equivalence study needs 'mse' (kernel regression's loss), got {tc.loss!r}"
-            )
+        needs_mse(tc.loss, self.name, "kernel regression's loss")
         no_model(config.model, self.name, "params.depth/width/sigma_w/sigma_b")
         ds = config.data.load(shape="flat", dtype=torch.float64)
         if ds.task != "classification" or ds.y_train.dtype == torch.int64:

@@ -58,6 +58,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
 from tangentlab.studies._models import set_hidden_width, widened_net
+from tangentlab.studies._sections import needs_mse
 
 CHANGE_METRICS: tuple[str, ...] = ("rel_ntk_change", "rel_param_change", "kernel_distance", "function_gap")
 
@@ -120,8 +121,7 @@ class LazyStudy(Study):
         """Train the net and its linearization at one grid point and measure how far each moved."""
         p = LazyParams.model_validate(config.params)
         tc = config.train
-        if tc.loss != "mse":
-            raise ValueError(f"train.loss: the lazy study needs 'mse' (the theory's loss), got {tc.loss!r}")
+        needs_mse(tc.loss, self.name, "the theory's loss")
         ds = config.data.load()
         if ds.y_train.dtype == torch.int64:
             raise ValueError(

@@ -61,7 +61,7 @@ from tangentlab.report.section import StudySection
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
-from tangentlab.studies._sections import no_model
+from tangentlab.studies._sections import needs_mse, no_model
 
 ModelKind = Literal["mlp", "cnn"]
 METHODS: tuple[str, ...] = ("net", "entk0", "ntk", "entk_m")
@@ -165,10 +165,7 @@ class ScalingStudy(Study):
         p = ScalingParams.model_validate(config.params)
         tc = config.train
         no_model(config.model, self.name, "params.model_kind")
-        if tc.loss != "mse":
-            raise ValueError(
-                f"train.loss: the scaling study needs 'mse' (kernel regression's loss), got {tc.loss!r}"
-            )
+        needs_mse(tc.loss, self.name, "kernel regression's loss")
         data = config.data.model_copy(update={"seed": config.data.seed + config.seed})
         ds = data.load(shape="image" if p.model_kind == "cnn" else "flat")
         if ds.y_train.dtype == torch.int64:
