@@ -50,13 +50,18 @@ def _label(curve: Curve) -> str:
     return BASE_LABELS[curve]
 
 
+def _on_curve(row: ResultRow, curve: Curve) -> bool:
+    """Whether ``row`` feeds ``curve``: every run feeds the base methods, an after-m curve only runs with that m."""
+    return not curve.startswith("entk_m=") or f"entk_m={row.config.params.get('pretrain_m')}" == curve
+
+
 def _points(rows: list[ResultRow], curve: Curve, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, value, seed) of the finite positive values of ``curve``; base methods counted once per (n, seed)."""
     method = "entk_m" if curve.startswith("entk_m=") else curve
     seen: set[tuple[int, int]] = set()
     out: list[tuple[int, float, int]] = []
     for r in sorted(rows, key=lambda r: r.run_id):
-        if method == "entk_m" and f"entk_m={r.config.params.get('pretrain_m')}" != curve:
+        if not _on_curve(r, curve):
             continue
         key = (_n(r), r.config.seed)
         if method != "entk_m" and key in seen:
@@ -235,10 +240,7 @@ def scaling_section(study: ScalingStudy, rows: list[ResultRow], figures_dir: Pat
         parts = []
         for curve in curves[s]:
             method = "entk_m" if curve.startswith("entk_m=") else curve
-            # the after-m eNTK of this curve only: runs with another pretrain_m belong to another curve
-            mine = [
-                r for r in at if method != "entk_m" or f"entk_m={r.config.params.get('pretrain_m')}" == curve
-            ]
+            mine = [r for r in at if _on_curve(r, curve)]
             vals = [
                 float(v) for r in mine if isinstance(v := r.metrics.get(f"test_mse_{method}"), int | float)
             ]
