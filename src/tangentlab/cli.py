@@ -19,8 +19,8 @@ import typer
 
 from tangentlab import studies
 from tangentlab._version import __version__
-from tangentlab.audit import Thresholds
-from tangentlab.audit import audit as run_audit
+from tangentlab.auditing import Thresholds
+from tangentlab.auditing import audit as run_audit
 from tangentlab.report import write_report
 from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
 from tangentlab.studies import ResultRow
@@ -282,7 +282,7 @@ def audit(
         )
     except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
         raise _fail(" ".join(str(err).split())) from None
-    from tangentlab.audit._render import render_table, write_outputs
+    from tangentlab.auditing._render import render_table, write_outputs
 
     out_dir = out if out is not None else Path("results") / f"audit_{factory.rpartition(':')[2]}"
     json_path, html_path = write_outputs(

@@ -10,7 +10,7 @@ import torch
 
 import tangentlab
 from tangentlab import empirical_ntk
-from tangentlab.audit import AuditResult, Criterion, Thresholds, _measure, audit
+from tangentlab.auditing import AuditResult, Criterion, Thresholds, _measure, audit
 from tangentlab.data import load
 from tests.audit.models import tiny_cnn, tiny_mlp
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tangentlab.audit import Thresholds
+from tangentlab.auditing import Thresholds
 from tangentlab.cli import app
 
 MODELS = Path(__file__).resolve().parent / "models.py"

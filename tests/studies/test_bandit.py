@@ -12,7 +12,8 @@ from tangentlab.predict import LinearizedLaplace
 from tangentlab.predict.laplace import DEFAULT_PRIOR_GRID, DEFAULT_SIGMA_GRID
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import ResultRow
-from tangentlab.studies._bandit_agents import (
+from tangentlab.studies.bandit import BanditStudy
+from tangentlab.studies.bandit.agents import (
     AgentSettings,
     fit_evidence,
     gp_ucb_beta,
@@ -20,16 +21,15 @@ from tangentlab.studies._bandit_agents import (
     ntk_rule_gamma,
     play,
 )
-from tangentlab.studies._bandit_envs import (
+from tangentlab.studies.bandit.envs import (
     BanditEnv,
     classification_bandit,
     disjoint_encoding,
     linear_bandit,
     nonlinear_bandit,
 )
-from tangentlab.studies._bandit_posterior import KernelPosterior, gradient_features
-from tangentlab.studies._bandit_report import _compare, _verdict
-from tangentlab.studies.bandit import BanditStudy
+from tangentlab.studies.bandit.posterior import KernelPosterior, gradient_features
+from tangentlab.studies.bandit.report import compare_regret, judge
 
 D64 = torch.float64
 
@@ -316,13 +316,13 @@ def test_report_comparison_and_verdict_rules(tmp_path):
             for s, f in enumerate(finals)
         ]
 
-    better = _compare(rows("neural_ucb", [100, 110, 120]), rows("ucb_evidence", [50, 62, 69]))
+    better = compare_regret(rows("neural_ucb", [100, 110, 120]), rows("ucb_evidence", [50, 62, 69]))
     assert better is not None and better[0] == "better" and better[1] == pytest.approx(-149 / 3)
-    tied = _compare(rows("neural_ucb", [100, 110, 120]), rows("ucb_evidence", [90, 125, 110]))
+    tied = compare_regret(rows("neural_ucb", [100, 110, 120]), rows("ucb_evidence", [90, 125, 110]))
     assert tied is not None and tied[0] == "tied"
-    assert _verdict(["better", "better", "tied"]) == "supported"
-    assert _verdict(["worse", "tied"]) == "not supported"
-    assert _verdict(["better", "worse"]) == "mixed"
-    assert _verdict([]) == "inconclusive"
+    assert judge(["better", "better", "tied"]) == "supported"
+    assert judge(["worse", "tied"]) == "not supported"
+    assert judge(["better", "worse"]) == "mixed"
+    assert judge([]) == "inconclusive"
     section = BanditStudy().report([], tmp_path)
     assert section.verdict == "inconclusive"

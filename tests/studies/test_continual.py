@@ -9,9 +9,10 @@ import torch
 from tangentlab import arch, data, empirical_ntk, train
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import ResultRow
-from tangentlab.studies._continual_kernel import sample_prior_outputs, task_update, time_to_accuracy
-from tangentlab.studies._continual_report import fit_log2
-from tangentlab.studies._continual_tasks import (
+from tangentlab.studies.continual import ContinualParams, ContinualStudy
+from tangentlab.studies.continual.kernel import sample_prior_outputs, task_update, time_to_accuracy
+from tangentlab.studies.continual.report import fit_log2
+from tangentlab.studies.continual.tasks import (
     TaskHead,
     average_forgetting,
     build_tasks,
@@ -20,7 +21,6 @@ from tangentlab.studies._continual_tasks import (
     learning_accuracy,
     split_classes,
 )
-from tangentlab.studies.continual import ContinualParams, ContinualStudy
 
 # --- forgetting metric -------------------------------------------------------------------------------------------
 

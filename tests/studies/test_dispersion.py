@@ -9,15 +9,15 @@ import pytest
 import torch
 
 from tangentlab import arch, empirical_ntk
-from tangentlab.studies._dispersion_kernels import (
+from tangentlab.studies.dispersion import seleznova_inputs
+from tangentlab.studies.dispersion.kernels import (
     batched_dense_ntk,
     dispersion,
     gradient_gain,
     kernel_variants,
     sample_dense_ntk,
 )
-from tangentlab.studies._dispersion_report import beta_fit
-from tangentlab.studies.dispersion import seleznova_inputs
+from tangentlab.studies.dispersion.report import beta_fit
 
 RELU = arch.ReLU()
 

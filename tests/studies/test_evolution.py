@@ -8,14 +8,14 @@ import torch
 
 from tangentlab import metrics
 from tangentlab.runner.config import RunConfig
-from tangentlab.studies._evolution_kernels import (
+from tangentlab.studies.evolution import CURVES, EvolutionParams, EvolutionStudy, build_description
+from tangentlab.studies.evolution.kernels import (
     balanced_probe,
     block_ratios,
     kernel_regression_accuracy,
     snapshot_schedule,
     velocity_summary,
 )
-from tangentlab.studies.evolution import CURVES, EvolutionParams, EvolutionStudy, build_description
 
 DATA = {"name": "digits", "n_train": 60, "n_test": 30, "classes": (0, 1, 2)}
 SCALARS = (

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tangentlab.studies._base import ResultRow
-from tangentlab.studies._evolution_report import evolution_section
+from tangentlab.studies import ResultRow
 from tangentlab.studies.evolution import EvolutionStudy
+from tangentlab.studies.evolution.report import section
 
 from .test_evolution import tiny_config
 
@@ -34,18 +34,18 @@ def rows(tmp_path_factory) -> list[ResultRow]:
 
 
 def test_report_writes_figures_and_findings(rows, tmp_path):
-    section = evolution_section(EvolutionStudy(), rows, tmp_path / "figures")
-    assert section.study == "evolution"
-    assert section.verdict in ("supported", "not supported", "mixed", "inconclusive")
-    names = sorted(p.name for p in section.figures)
+    result = section(EvolutionStudy(), rows, tmp_path / "figures")
+    assert result.study == "evolution"
+    assert result.verdict in ("supported", "not supported", "mixed", "inconclusive")
+    names = sorted(p.name for p in result.figures)
     assert names == [
         "evolution_after_kernel.png",
         "evolution_dynamics_digits.png",
         "evolution_heatmaps.png",
     ]
-    for p in section.figures:
+    for p in result.figures:
         assert p.is_file() and p.stat().st_size > 10_000
-    text = "\n".join(section.findings)
+    text = "\n".join(result.findings)
     assert text.startswith("Verdict: ")
     assert "Ordered phase moves least" in text and "deep MLP" in text
     assert "After kernel beats the init kernel" in text
@@ -54,10 +54,10 @@ def test_report_writes_figures_and_findings(rows, tmp_path):
         r for r in rows if r.config.params["model_kind"] == "deep_mlp" and r.config.params["sigma_w2"] == 1.0
     )
     assert f"{deep_ordered.metrics['kernel_distance_final']:.3g} (σ_w²=1, ordered)" in text
-    assert len(section.tables[0].rows) == 9
+    assert len(result.tables[0].rows) == 9
 
 
 def test_report_without_completed_runs(tmp_path, rows):
     failed = [ResultRow(run_id="x", config=rows[0].config, status="failed", metrics={})]
-    section = evolution_section(EvolutionStudy(), failed, tmp_path)
-    assert section.verdict == "inconclusive" and section.figures == ()
+    result = section(EvolutionStudy(), failed, tmp_path)
+    assert result.verdict == "inconclusive" and result.figures == ()

@@ -6,8 +6,7 @@ import re
 import pytest
 
 from tangentlab.runner.config import RunConfig
-from tangentlab.studies import ResultRow, get_study
-from tangentlab.studies._sections import empty_section, header, tally
+from tangentlab.studies import ResultRow, empty_section, get_study, header, tally
 
 
 def _row(status: str, outcome: str | None) -> ResultRow:
@@ -57,7 +56,7 @@ def test_studies_that_build_their_own_nets_refuse_a_model(name, source):
 
 
 def test_finite_values_and_mean_skip_missing_null_boolean_and_non_finite():
-    from tangentlab.studies._sections import finite_mean, finite_values
+    from tangentlab.studies import finite_mean, finite_values
 
     metrics = [
         {"m": 1},

@@ -12,10 +12,10 @@ import torch
 from tangentlab import arch
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import ResultRow
-from tangentlab.studies import _uncertainty_methods as um
-from tangentlab.studies._uncertainty_report import _verdict
 from tangentlab.studies.lazy import set_hidden_width
 from tangentlab.studies.uncertainty import METHODS, UncertaintyStudy
+from tangentlab.studies.uncertainty import methods as um
+from tangentlab.studies.uncertainty.report import judge
 
 DT = torch.float64
 
@@ -139,10 +139,10 @@ def test_run_rejects_missing_validation_and_cross_entropy() -> None:
 def test_verdict_rule_on_hand_made_cells() -> None:
     good = {"ntk_gp": 1.0, "laplace": 0.5, "ensemble": 0.6, "nngp": 0.9, "net": 1.1}
     bad = {**good, "laplace": 1.2, "ensemble": 1.3}
-    assert _verdict({("a", 1): good, ("a", 2): good, ("b", 1): good, ("b", 2): good})[0] == "supported"
-    assert _verdict({("a", 1): bad, ("a", 2): bad, ("b", 1): bad, ("b", 2): bad})[0] == "not supported"
-    assert _verdict({("a", 1): good, ("a", 2): bad})[0] == "mixed"
-    assert _verdict({("a", 1): {**good, "laplace": math.nan}})[0] == "inconclusive"
+    assert judge({("a", 1): good, ("a", 2): good, ("b", 1): good, ("b", 2): good})[0] == "supported"
+    assert judge({("a", 1): bad, ("a", 2): bad, ("b", 1): bad, ("b", 2): bad})[0] == "not supported"
+    assert judge({("a", 1): good, ("a", 2): bad})[0] == "mixed"
+    assert judge({("a", 1): {**good, "laplace": math.nan}})[0] == "inconclusive"
 
 
 def test_report_writes_figures_tables_and_verdict(tmp_path) -> None:

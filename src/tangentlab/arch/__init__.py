@@ -9,8 +9,7 @@ Layers are frozen, hashable dataclasses that serialise to JSON/YAML (:mod:`.seri
 Parametrizations (``"ntk"``, ``"standard"``, ``"mup"``) are defined in :mod:`tangentlab.arch._parametrization`.
 """
 
-from tangentlab.arch._base import Layer, Parametrization
-from tangentlab.arch._network import BuiltNetwork, build, kernel
+from tangentlab.arch._base import BuiltNetwork, Layer, Parametrization, build, kernel
 from tangentlab.arch._record import Kernel
 from tangentlab.arch.activations import Activation, Identity, Sigmoid, Softplus, Tanh
 from tangentlab.arch.arccos import Abs, LeakyReLU, ReLU

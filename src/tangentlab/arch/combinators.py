@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import nn
@@ -71,7 +71,7 @@ class ResidualModule(nn.Module):
         self.branch = branch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.branch(x)
+        return cast(torch.Tensor, x + self.branch(x))
 
 
 @dataclass(frozen=True)

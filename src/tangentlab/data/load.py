@@ -50,7 +50,13 @@ def _count(name: str, value: int | None, minimum: int) -> int | None:
 
 
 def _pool(
-    kind: str, path: str, n_train: int | None, n_test: int | None, n_val: int, seed: int, options: dict
+    kind: str,
+    path: str,
+    n_train: int | None,
+    n_test: int | None,
+    n_val: int,
+    seed: int,
+    options: dict[str, Any],
 ) -> sources.Pool:
     if kind == "digits":
         return sources.digits()

@@ -9,7 +9,7 @@ teacher outputs.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 
@@ -29,10 +29,10 @@ def teacher_outputs(x: np.ndarray, out_dim: int, width: int, teacher_seed: int) 
     reference = rng.standard_normal((8192, d))
 
     def g(z: np.ndarray) -> np.ndarray:
-        return np.tanh(z @ w.T / np.sqrt(d) + b) @ a.T / np.sqrt(width)
+        return cast(np.ndarray, np.tanh(z @ w.T / np.sqrt(d) + b) @ a.T / np.sqrt(width))
 
     ref = g(reference)
-    return (g(x) - ref.mean(0)) / ref.std(0)
+    return cast(np.ndarray, (g(x) - ref.mean(0)) / ref.std(0))
 
 
 def synthetic(

@@ -110,7 +110,9 @@ class StructuredBlocks:
         """Outputs (n, O) and, per layer, its uses' (input of the first ``keep`` examples, output) pairs."""
         records: dict[int, list[tuple[torch.Tensor, torch.Tensor]]] = {id(s.module): [] for s in self.layers}
 
-        def hook(module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], out: torch.Tensor):
+        def hook(
+            module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], out: torch.Tensor
+        ) -> torch.Tensor:
             a = args[0] if args else kwargs["input"]
             assert isinstance(a, torch.Tensor)
             # Clone both: later in-place ops (ReLU(inplace=True), x += ...) must not rewrite what we keep.

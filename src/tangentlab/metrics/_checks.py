@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ def as_tensor(name: str, value: Any) -> torch.Tensor:
     if value.numel() == 0:
         raise ValueError(f"{name}: expected a non-empty tensor, got shape {tuple(value.shape)}")
     value = value.detach()
-    return value.to(torch.float64) if value.is_floating_point() else value
+    return cast(torch.Tensor, value.to(torch.float64) if value.is_floating_point() else value)
 
 
 def same_shape(name_a: str, a: torch.Tensor, name_b: str, b: torch.Tensor) -> None:

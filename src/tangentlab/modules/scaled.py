@@ -9,6 +9,8 @@ structured empirical NTK uses (:func:`layer_scales`).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -54,12 +56,11 @@ class ScaledConv1d(nn.Conv1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias * self.bias_scale
-        return self._conv_forward(x, self.weight * self.weight_scale, bias)
+        return cast(torch.Tensor, self._conv_forward(x, self.weight * self.weight_scale, bias))
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, weight_scale={self.weight_scale:.6g}, bias_scale={self.bias_scale:.6g}"
-        )
+        base: str = super().extra_repr()  # type: ignore[no-untyped-call]
+        return f"{base}, weight_scale={self.weight_scale:.6g}, bias_scale={self.bias_scale:.6g}"
 
 
 class ScaledConv2d(nn.Conv2d):
@@ -74,12 +75,11 @@ class ScaledConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias * self.bias_scale
-        return self._conv_forward(x, self.weight * self.weight_scale, bias)
+        return cast(torch.Tensor, self._conv_forward(x, self.weight * self.weight_scale, bias))
 
     def extra_repr(self) -> str:
-        return (
-            f"{super().extra_repr()}, weight_scale={self.weight_scale:.6g}, bias_scale={self.bias_scale:.6g}"
-        )
+        base: str = super().extra_repr()  # type: ignore[no-untyped-call]
+        return f"{base}, weight_scale={self.weight_scale:.6g}, bias_scale={self.bias_scale:.6g}"
 
 
 _EXACT = (nn.Linear, nn.Conv1d, nn.Conv2d)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -31,7 +31,7 @@ def as_float64(name: str, value: Any, *, ndim: tuple[int, ...] | None = None) ->
     if not bool(torch.isfinite(value).all()):
         bad = int((~torch.isfinite(value)).sum())
         raise ValueError(f"{name}: expected finite values, got {bad} NaN/inf entries")
-    return value
+    return cast(torch.Tensor, value)
 
 
 def as_targets(name: str, value: Any, n: int) -> tuple[torch.Tensor, bool]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -165,11 +165,11 @@ class LinearizedLaplace:
     def _outputs(self, x: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             out = self.model(x)
-        return out.reshape(x.shape[0], -1).to(torch.float64)
+        return cast(torch.Tensor, out.reshape(x.shape[0], -1).to(torch.float64))
 
     def _kernel(self, x1: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
         k = empirical_ntk(self.model, x1, x2, outputs="trace", method=self.ntk_method)
-        return k.to(torch.float64) / self.n_outputs_
+        return cast(torch.Tensor, k.to(torch.float64) / self.n_outputs_)
 
     def fit(self, x: torch.Tensor, y: torch.Tensor) -> LinearizedLaplace:
         """Store the training inputs, outputs, residuals and the per-output eNTK Gram ``K_XX``; returns ``self``.

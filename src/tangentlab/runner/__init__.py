@@ -4,11 +4,11 @@ The runner uses only tangentlab's public numerics API (``arch``, ``data``); it n
 :mod:`tangentlab.studies` — callers hand it a study object (see :class:`StudyLike`).
 """
 
-from tangentlab.runner._protocol import StudyLike
 from tangentlab.runner.config import (
     ConfigError,
     DataConfig,
     RunConfig,
+    StudyLike,
     SweepConfig,
     TrainConfig,
     expand_sweep,

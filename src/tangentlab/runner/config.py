@@ -27,7 +27,7 @@ import itertools
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 import yaml
@@ -46,7 +46,32 @@ from tangentlab import arch
 from tangentlab._version import __version__
 from tangentlab.data import DATASETS, OPTIONS, Dataset
 from tangentlab.data import load as load_dataset
-from tangentlab.runner._protocol import StudyLike
+
+
+class StudyLike(Protocol):
+    """The parts of :class:`tangentlab.studies.Study` that configs, executors and sweeps use."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def Params(self) -> type[BaseModel]: ...
+
+    @property
+    def default_model(self) -> dict[str, Any] | None: ...
+
+    @property
+    def resources(self) -> dict[str, float]: ...
+
+    @property
+    def sections(self) -> frozenset[str]:
+        """The config sections the study reads besides ``params``: ``"data"``, ``"model"``, ``"train"``, or
+        ``"train.FIELD"`` for single fields of a section it reads only in part."""
+        ...
+
+    def run(self, config: RunConfig, *, device: str = "cpu") -> Any:
+        """One grid point: returns an object with ``metrics`` (dict) and ``artifacts`` (name → array)."""
+        ...
 
 
 class DataConfig(BaseModel):
@@ -203,6 +228,7 @@ def expand_sweep(sweep: SweepConfig, study: StudyLike, *, source: str | Path = "
     form, the dataset name and options against ``tangentlab.data``. Identical runs are listed once.
     """
     targets = {axis: _axis_target(axis, study, source) for axis in sweep.grid}
+    _check_sections(sweep, study, targets, source)
     seen_targets: dict[tuple[str, str], str] = {}
     for axis, target in targets.items():
         if not sweep.grid[axis]:
@@ -238,6 +264,38 @@ def expand_sweep(sweep: SweepConfig, study: StudyLike, *, source: str | Path = "
             run = point.model_copy(update={"seed": seed})
             runs.setdefault(run.run_id, run)
     return list(runs.values())
+
+
+def _check_sections(
+    sweep: SweepConfig, study: StudyLike, targets: Mapping[str, tuple[str, str]], source: str | Path
+) -> None:
+    """A ConfigError for a section (or field) the sweep sets and the study never reads (see ``StudyLike.sections``):
+    it would change the runs' identity without changing what they compute."""
+    used = getattr(study, "sections", None)
+    if used is None:
+        return
+
+    def reads(section: str, key: str) -> bool:
+        return section in used or f"{section}.{key}" in used
+
+    def ignored(section: str, key: str) -> str:
+        partly = sorted(u.partition(".")[2] for u in used if u.startswith(f"{section}."))
+        what = f"reads only {section}.{{{', '.join(partly)}}}" if partly else f"does not read {section}"
+        return f"study {study.name!r} {what}; remove this field: the study never uses it"
+
+    written: list[tuple[str, str, str]] = []  # (section, key, field path as written)
+    if "model" in sweep.model_fields_set and sweep.model is not None:
+        written.append(("model", "", "model"))
+    if "train" in sweep.model_fields_set:
+        written += [("train", key, f"train.{key}") for key in sorted(sweep.train.model_fields_set)]
+    if "data" in sweep.model_fields_set:
+        written += [("data", key, f"data.{key}") for key in sorted(sweep.data.model_fields_set)]
+    written += [
+        (section, key, f"grid.{axis}") for axis, (section, key) in targets.items() if section != "params"
+    ]
+    for section, key, field in written:
+        if not reads(section, key.partition(".")[0]):
+            raise ConfigError(source, field, ignored(section, key))
 
 
 class _Where:

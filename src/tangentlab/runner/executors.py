@@ -27,8 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tangentlab.runner._protocol import StudyLike
-from tangentlab.runner.config import RunConfig
+from tangentlab.runner.config import RunConfig, StudyLike
 from tangentlab.runner.store import now
 
 ExecutorName = Literal["local", "ray"]

@@ -12,8 +12,7 @@ from typing import Any
 from tqdm import tqdm
 
 from tangentlab._version import __version__
-from tangentlab.runner._protocol import StudyLike
-from tangentlab.runner.config import RunConfig
+from tangentlab.runner.config import RunConfig, StudyLike
 from tangentlab.runner.executors import EXECUTORS, execute
 from tangentlab.runner.store import ResultStore
 

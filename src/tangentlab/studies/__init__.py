@@ -2,13 +2,33 @@
 
 ``get_study(name)`` accepts a registered name (``tangentlab studies`` lists them) or ``"package.module:ClassName"``
 for a user's own :class:`Study` subclass.
+
+Each built-in study is one package, ``tangentlab/studies/<name>/``: ``__init__.py`` holds its ``Params`` and its
+:class:`Study` (``run``: one grid point to metrics and artifacts), ``report.py`` its ``section(study, rows,
+figures_dir)`` (figures, tables, findings, verdict), and optional helper modules. Everything a study author needs
+is re-exported here: the base classes, :func:`register`, the report scaffolding (:func:`tally`, :func:`header`,
+:func:`empty_section`, :func:`finite_values`, :func:`finite_mean`), the config guards (:func:`needs_mse`,
+:func:`no_model`) and the model helpers (:func:`set_hidden_width`, :func:`widened_net`). CONTRIBUTING.md shows a
+minimal study (``examples/studies/minimal``) to copy.
 """
 
 from __future__ import annotations
 
 import importlib
+import pkgutil
 
-from tangentlab.studies._base import ResultRow, RunOutput, Study
+from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
+from tangentlab.studies._models import set_hidden_width, widened_net
+from tangentlab.studies._sections import (
+    RunTally,
+    empty_section,
+    finite_mean,
+    finite_values,
+    header,
+    needs_mse,
+    no_model,
+    tally,
+)
 
 STUDIES: dict[str, type[Study]] = {}
 
@@ -45,22 +65,30 @@ def list_studies() -> list[type[Study]]:
 
 
 def _load_builtin() -> None:
-    """Import the built-in study modules (each registers itself)."""
-    for module in _BUILTIN:
-        importlib.import_module(f"tangentlab.studies.{module}")
+    """Import every study package under ``tangentlab/studies`` (each registers itself): adding a study is adding
+    its folder."""
+    for info in pkgutil.iter_modules(__path__):
+        if info.ispkg and not info.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{info.name}")
 
 
-# modules under tangentlab/studies that register a study
-_BUILTIN: tuple[str, ...] = (
-    "lazy",
-    "dispersion",
-    "evolution",
-    "equivalence",
-    "scaling",
-    "conditioning",
-    "uncertainty",
-    "bandit",
-    "continual",
-)
-
-__all__ = ["STUDIES", "ResultRow", "RunOutput", "Study", "get_study", "list_studies", "register"]
+__all__ = [
+    "STUDIES",
+    "MetricValue",
+    "ResultRow",
+    "RunOutput",
+    "RunTally",
+    "Study",
+    "empty_section",
+    "finite_mean",
+    "finite_values",
+    "get_study",
+    "header",
+    "list_studies",
+    "needs_mse",
+    "no_model",
+    "register",
+    "set_hidden_width",
+    "tally",
+    "widened_net",
+]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 from pydantic import BaseModel
@@ -41,7 +43,7 @@ class ResultRow:
     def artifact(self, name: str) -> np.ndarray:
         if self.artifacts_dir is None:
             raise FileNotFoundError(f"run {self.run_id} has no artifacts folder")
-        return np.load(self.artifacts_dir / f"{name}.npy")
+        return cast(np.ndarray, np.load(self.artifacts_dir / f"{name}.npy"))
 
 
 class Study(ABC):
@@ -54,11 +56,31 @@ class Study(ABC):
     Params: ClassVar[type[BaseModel]]  # the study's own parameters; grid axes without a dot name these fields
     default_model: ClassVar[dict[str, Any] | None] = None  # an arch description used when the config has none
     resources: ClassVar[dict[str, float]] = {"num_cpus": 1}  # what one run asks of a Ray cluster
+    # The config sections ``run`` reads besides ``params``: "data", "model", "train", or "train.FIELD" for a section
+    # read only in part. A sweep that sets anything else fails to load with a config error naming the field.
+    sections: ClassVar[frozenset[str]] = frozenset({"data", "model", "train"})
 
     @abstractmethod
     def run(self, config: RunConfig, *, device: str = "cpu") -> RunOutput:
         """Run one grid point (``config.params`` already validated by ``Params``)."""
 
-    @abstractmethod
     def report(self, rows: list[ResultRow], figures_dir: Path) -> StudySection:
-        """Figures (written into ``figures_dir``), tables and findings from the finished runs."""
+        """Figures (written into ``figures_dir``), tables and findings from the finished runs.
+
+        By default a study in its own package (``mypkg/mystudy/__init__.py``) is reported by the function
+        ``section(study, rows, figures_dir)`` of the module ``report`` beside it (``mypkg/mystudy/report.py``), which
+        is imported only when a report is written (runs never load matplotlib) and may import the study's package
+        freely. A study kept in a single module overrides this method instead.
+        """
+        package = type(self).__module__
+        try:
+            module = importlib.import_module(f"{package}.report")
+        except ModuleNotFoundError as err:
+            if err.name != f"{package}.report":
+                raise
+            raise NotImplementedError(
+                f"study {self.name!r}: expected a module {package}.report with section(study, rows, figures_dir), "
+                f"or a report() method on {type(self).__name__}"
+            ) from None
+        section: Callable[[Study, list[ResultRow], Path], StudySection] = module.section
+        return section(self, rows, Path(figures_dir))

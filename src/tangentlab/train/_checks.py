@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -35,7 +35,7 @@ def check_inputs(name: str, x: Any, dtype: torch.dtype) -> torch.Tensor:
                 f"{name}: expected finite values, got {int((~torch.isfinite(x)).sum())} NaN/inf entries"
             )
         x = x.to(dtype)
-    return x
+    return cast(torch.Tensor, x)
 
 
 def check_targets(name: str, y: Any, n: int, x_name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -50,7 +50,7 @@ def check_targets(name: str, y: Any, n: int, x_name: str, dtype: torch.dtype) ->
                 f"{name}: expected finite values, got {int((~torch.isfinite(y)).sum())} NaN/inf entries"
             )
         y = y.to(dtype)
-    return y
+    return cast(torch.Tensor, y)
 
 
 def match_outputs(loss: str, outputs: torch.Tensor, y: torch.Tensor, name: str) -> torch.Tensor:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -124,7 +124,7 @@ def gauss_newton_step(
         raise ValueError("model: expected at least one trainable parameter, got none")
 
     def outputs(theta: dict[str, torch.Tensor]) -> torch.Tensor:
-        return functional_call(model, theta, (xs,), strict=False)
+        return cast(torch.Tensor, functional_call(model, theta, (xs,), strict=False))
 
     pushed = vjp(outputs, params)
     out, pullback = pushed[0], pushed[1]

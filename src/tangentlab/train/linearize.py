@@ -10,6 +10,7 @@ like any network; under gradient descent on MSE its outputs follow
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 from torch import nn
@@ -60,7 +61,7 @@ class LinearizedModel(nn.Module):
 
     def forward_at_init(self, x: torch.Tensor) -> torch.Tensor:
         """``f(x; theta_0)``, the network at its expansion point."""
-        return functional_call(self._base, {**self.theta0(), **self._constants()}, (x,))
+        return cast(torch.Tensor, functional_call(self._base, {**self.theta0(), **self._constants()}, (x,)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``f(x; theta_0) + J(x; theta_0) (theta - theta_0)``."""
@@ -69,10 +70,10 @@ class LinearizedModel(nn.Module):
         delta = {name: p - theta0[name] for name, p in zip(self.param_names, self.params, strict=True)}
 
         def net(params: dict[str, torch.Tensor]) -> torch.Tensor:
-            return functional_call(self._base, {**params, **consts}, (x,))
+            return cast(torch.Tensor, functional_call(self._base, {**params, **consts}, (x,)))
 
         result = jvp(net, (theta0,), (delta,))
-        return result[0] + result[1]
+        return cast(torch.Tensor, result[0] + result[1])
 
 
 def linearize(model: nn.Module) -> LinearizedModel:

@@ -1,0 +1,283 @@
+"""The ``bandit`` study's report: cumulative regret against rounds per agent and width, final regrets, verdict.
+
+Curves: the mean over seeds of the cumulative pseudo-regret ``R_t`` with a band of one standard error of that mean
+(``std / sqrt(seeds)``; no band with one seed). Comparison (the claim): each NTK-rule agent is paired with its
+evidence-tuned twin at the same bandit and width — ``neural_ucb`` with ``ucb_evidence`` and ``neural_ts`` with
+``ts_evidence`` — and the seeds are paired (the same seed is the same bandit and the same initial net). A twin is
+*better* when the mean paired difference of final regrets is negative and larger in size than
+``2 * standard error`` of the paired differences (with a single seed: any difference above 1% of the NTK-rule
+regret), *worse* in the mirrored case, else *tied*. Verdict: ``supported`` if at least half of the pairs are better
+and none worse, ``not supported`` if at least half are worse and none better, ``mixed`` otherwise;
+``inconclusive`` without pairs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tangentlab.report import figures
+from tangentlab.report.section import StudySection, Table, Verdict
+from tangentlab.studies._base import ResultRow, Study
+from tangentlab.studies._sections import empty_section, finite_mean, tally
+from tangentlab.studies._sections import header as section_header
+
+AGENT_LABELS: dict[str, str] = {
+    "neural_ucb": "NeuralUCB (NTK rule)",
+    "neural_ts": "Neural TS (NTK rule)",
+    "ucb_evidence": "NeuralUCB (evidence)",
+    "ts_evidence": "Neural TS (evidence)",
+    "lla_ts": "linearized-Laplace TS",
+    "ntk_gp_ucb": "NTK-GP UCB (∞ width)",
+    "eps_greedy": "ε-greedy",
+}
+PAIRS: tuple[tuple[str, str], ...] = (("neural_ucb", "ucb_evidence"), ("neural_ts", "ts_evidence"))
+STYLES: dict[str, str] = {"neural_ucb": "-", "neural_ts": "-", "ntk_gp_ucb": ":", "eps_greedy": "--"}
+Group = tuple[str, int]  # (bandit name, width)
+
+
+def _agent(row: ResultRow) -> str:
+    return str(row.config.params.get("agent", "neural_ucb"))
+
+
+def _group(row: ResultRow) -> Group:
+    return str(row.metrics.get("env_name", "?")), int(row.config.params.get("width", 64))
+
+
+def _label(agent: str) -> str:
+    return AGENT_LABELS.get(agent, agent)
+
+
+def _final(rows: list[ResultRow]) -> dict[int, float]:
+    """Final regret by seed."""
+    return {
+        r.config.seed: float(v) for r in rows if isinstance(v := r.metrics.get("final_regret"), int | float)
+    }
+
+
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=float)
+    se = float(a.std(ddof=1) / math.sqrt(a.size)) if a.size > 1 else math.nan
+    return float(a.mean()), se
+
+
+def _curves(rows: list[ResultRow]) -> np.ndarray | None:
+    curves = []
+    for r in rows:
+        try:
+            curves.append(r.artifact("cumulative_regret"))
+        except (FileNotFoundError, OSError):
+            continue
+    if not curves:
+        return None
+    length = min(c.size for c in curves)
+    return np.stack([c[:length] for c in curves])
+
+
+def _plot(groups: dict[Group, dict[str, list[ResultRow]]], path: Path) -> None:
+
+    keys = sorted(groups)
+    envs = sorted({g[0] for g in keys})
+    widths = sorted({g[1] for g in keys})
+    fig, axes = figures.subplots(
+        len(envs), len(widths), figsize=(5.2 * len(widths), 4.2 * len(envs)), squeeze=False
+    )
+    agents = sorted({a for g in groups.values() for a in g}, key=lambda a: list(AGENT_LABELS).index(a))
+    colors = {a: f"C{i}" for i, a in enumerate(AGENT_LABELS)}
+    for i, env in enumerate(envs):
+        for j, width in enumerate(widths):
+            ax = axes[i][j]
+            for agent in agents:
+                c = _curves(groups.get((env, width), {}).get(agent, []))
+                if c is None:
+                    continue
+                t = np.arange(1, c.shape[1] + 1)
+                mean = c.mean(0)
+                ax.plot(
+                    t,
+                    mean,
+                    STYLES.get(agent, "-"),
+                    color=colors[agent],
+                    label=f"{_label(agent)} (n={len(c)})",
+                )
+                if len(c) > 1:
+                    se = c.std(0, ddof=1) / math.sqrt(len(c))
+                    ax.fill_between(t, mean - se, mean + se, color=colors[agent], alpha=0.2)
+            ax.set_title(f"{env}, width {width}", fontsize=10)
+            ax.set_xlabel("round t")
+            ax.set_ylabel("cumulative regret")
+            ax.grid(True, alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.suptitle("Cumulative regret against rounds (mean over seeds; band: ±1 standard error)")
+    fig.tight_layout()
+    figures.save(fig, path, dpi=110)
+
+
+def compare_regret(base: list[ResultRow], twin: list[ResultRow]) -> tuple[str, float, float, int] | None:
+    """(outcome, mean paired difference twin − base, its standard error, pairs) or None without common seeds."""
+    a, b = _final(base), _final(twin)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    diff = [b[s] - a[s] for s in seeds]
+    mean, se = _mean_se(diff)
+    ref = np.mean([a[s] for s in seeds])
+    threshold = 2 * se if math.isfinite(se) else 0.01 * abs(ref)
+    outcome = "better" if mean < -threshold else "worse" if mean > threshold else "tied"
+    return outcome, mean, se, len(seeds)
+
+
+def judge(outcomes: list[str]) -> Verdict:
+    if not outcomes:
+        return "inconclusive"
+    better, worse = outcomes.count("better"), outcomes.count("worse")
+    if better >= len(outcomes) / 2 and worse == 0:
+        return "supported"
+    if worse >= len(outcomes) / 2 and better == 0:
+        return "not supported"
+    return "mixed"
+
+
+def _mean_metric(rows: list[ResultRow], key: str) -> float | None:
+    mean = finite_mean(rows, key)
+    return None if math.isnan(mean) else mean
+
+
+def _fmt(mean: float, se: float) -> str:
+    return f"{mean:.1f} ± {se:.1f}" if math.isfinite(se) else f"{mean:.1f}"
+
+
+def _describe(model: dict[str, Any] | None) -> str:
+    """``Dense → ReLU → Dense`` for an arch description dict (the study default when None)."""
+    if model is None:
+        return "Dense → ReLU → Dense"
+    layers = model.get("layers", [model])
+    return " → ".join(
+        str(layer.get("layer", layer)) if isinstance(layer, dict) else str(layer) for layer in layers
+    )
+
+
+def _settings(rows: list[ResultRow], runs_summary: str) -> tuple[str, ...]:
+    c = rows[0].config
+    p = c.params
+    envs = sorted({str(r.metrics.get("env_name")) for r in rows})
+    widths = sorted({int(r.config.params.get("width", 64)) for r in rows})
+    seeds = sorted({r.config.seed for r in rows})
+    rounds = sorted({int(r.config.params.get("rounds", 0)) for r in rows})
+    arms = sorted({int(v) for r in rows if isinstance(v := r.metrics.get("n_arms"), int | float)})
+    classes = "all classes" if c.data.classes is None else f"classes {list(c.data.classes)}"
+    return (
+        f"Bandits: {envs}; arms {arms}; rounds {rounds}; reward noise std {p.get('noise_std')}; classification data "
+        f"{c.data.name} ({classes}, pool {c.data.n_train}) projected on {p.get('input_dim')} principal components, disjoint "
+        "arm encoding e_a ⊗ x (Zhou et al. 2020).",
+        f"Model: {_describe(c.model)} (every hidden Dense `width` units, scalar readout), NTK parametrization, "
+        f"float64; widths {widths}; retrained every {p.get('train_every')} pulls with {c.train.steps} Adam steps "
+        f"(lr {c.train.learning_rate}), warm start.",
+        f"NTK rule: γ_t = ν·sqrt(log det(I + K/λ) − 2 log δ) + sqrt(λ)·S with ν={p.get('nu')}, λ={p.get('lam')}, "
+        f"S={p.get('norm_bound')}, δ={p.get('delta')} (the m^(−1/6) and training-error terms dropped).",
+        f"Evidence agents: (α, σ) maximising the function-space evidence of a linearized Laplace model (prior at "
+        f"init), refitted every {p.get('tune_every')} pulls; UCB adds β={p.get('beta')} predictive std.",
+        f"NTK-GP UCB: infinite-width NTK, noise variance ν², GP-UCB β_t = 2 log(K t² π²/(6δ)); ε-greedy ε="
+        f"{p.get('epsilon')}.",
+        f"Seeds {seeds} (a seed fixes the bandit and the initial net for every agent). Runs: {runs_summary}.",
+    )
+
+
+def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+    """Build the ``bandit`` report section and write its figure into ``figures_dir``."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    runs = tally(rows)
+    if not runs.completed:
+        return empty_section(study, runs)
+    groups: dict[Group, dict[str, list[ResultRow]]] = defaultdict(lambda: defaultdict(list))
+    for r in runs.completed:
+        groups[_group(r)][_agent(r)].append(r)
+    png = figures_dir / "bandit_regret_vs_rounds.png"
+    _plot(groups, png)
+
+    findings: list[str] = []
+    outcomes: list[str] = []
+    comparisons: list[str] = []
+    for g in sorted(groups):
+        by_agent = groups[g]
+        for base, twin in PAIRS:
+            if base in by_agent and twin in by_agent:
+                res = compare_regret(by_agent[base], by_agent[twin])
+                if res is None:
+                    continue
+                outcome, diff, se, n = res
+                outcomes.append(outcome)
+                b_mean, _ = _mean_se(list(_final(by_agent[base]).values()))
+                comparisons.append(
+                    f"{g[0]}, width {g[1]}: {_label(twin)} vs {_label(base)}: final regret differs by {diff:+.1f}"
+                    + (f" ± {se:.1f}" if math.isfinite(se) else "")
+                    + f" over {n} paired seed(s) ({b_mean:.1f} for the NTK rule) — the evidence twin is {outcome}."
+                )
+        ranked = sorted(
+            ((_mean_se(list(_final(rs).values()))[0], a) for a, rs in by_agent.items() if _final(rs)),
+        )
+        if ranked:
+            order = ", ".join(f"{_label(a)} {m:.1f}" for m, a in ranked)
+            findings.append(f"{g[0]}, width {g[1]}: mean final regret, best first: {order}.")
+            floor = next((m for m, a in ranked if a == "eps_greedy"), None)
+            if floor is not None:
+                below = [_label(a) for m, a in ranked if a != "eps_greedy" and m > floor]
+                findings.append(
+                    f"{g[0]}, width {g[1]}: worse than the ε-greedy floor ({floor:.1f}): "
+                    + (", ".join(below) if below else "none")
+                    + "."
+                )
+        scales = []
+        for a in ("neural_ucb", "ucb_evidence"):
+            s = _mean_metric(by_agent.get(a, []), "final_scale")
+            if s is not None:
+                scales.append(f"{_label(a)} {s:.3g}")
+        if scales:
+            findings.append(
+                f"{g[0]}, width {g[1]}: exploration scale at the last round: {', '.join(scales)}."
+            )
+        growth = [
+            f"{_label(a)} {v:.2f}"
+            for a in sorted(by_agent)
+            if (v := _mean_metric(by_agent[a], "growth_ratio")) is not None
+        ]
+        if growth:
+            findings.append(
+                f"{g[0]}, width {g[1]}: regret growth R(T)/R(T/2) (2 = linear, 1.41 = √T): {', '.join(growth)}."
+            )
+    verdict = judge(outcomes)
+    n_better, n_worse = outcomes.count("better"), outcomes.count("worse")
+    head = (
+        f"Verdict: {verdict} — in {len(outcomes)} NTK-rule vs evidence comparisons the evidence-tuned agent had "
+        f"lower final regret in {n_better}, higher in {n_worse}, and was tied (within 2 s.e.) in "
+        f"{len(outcomes) - n_better - n_worse}."
+        if outcomes
+        else "Verdict: inconclusive — no NTK-rule agent ran beside its evidence-tuned twin."
+    )
+
+    agents = sorted({a for g in groups.values() for a in g}, key=lambda a: list(AGENT_LABELS).index(a))
+    keys = sorted(groups)
+    table_rows = []
+    for a in agents:
+        cells = []
+        for g in keys:
+            f = list(_final(groups[g].get(a, [])).values())
+            cells.append(_fmt(*_mean_se(f)) if f else "—")
+        table_rows.append((_label(a), *cells))
+    table = Table(
+        caption="Final cumulative regret (mean ± standard error over seeds)",
+        header=("agent", *(f"{e}, width {w}" for e, w in keys)),
+        rows=tuple(table_rows),
+    )
+    return StudySection(
+        **section_header(study),
+        verdict=verdict,
+        findings=(head, *comparisons, *findings),
+        figures=(png,),
+        tables=(table,),
+        settings=_settings(runs.completed, runs.summary()),
+    )

@@ -1,0 +1,296 @@
+"""The ``evolution`` study's report: kernel dynamics by init phase, the after kernel, findings and verdict.
+
+Three sub-claims, each judged on completed runs (means over seeds of one setting):
+
+* Seleznova & Kutyniok 2022 ("constant only in the ordered phase"): in every (dataset, model) group with an
+  ordered run (sigma_w^2 < 2) and an edge-of-chaos or chaotic run, the ordered kernel distance from init ``S(0, T)``
+  is the smallest. Judged on the deep MLP groups (the paper's setting) when there are any, else on all groups.
+* Fort et al. 2020 (transient, then roughly constant velocity): a run shows it when its first-interval velocity is
+  at least ``TRANSIENT_FACTOR`` times its late median and its late velocities lie within a factor
+  ``CONSTANT_SPREAD`` of each other (late: intervals starting after ``late_fraction`` of training).
+* Fort et al. 2020 (the after kernel beats the init kernel): kernel-regression test accuracy with the eNTK at the
+  end of training above that with the eNTK at init.
+
+Each sub-claim is supported when every group/run passes, not supported when none does, else mixed; the verdict is
+supported / not supported when all three agree on it, inconclusive without evaluable runs, else mixed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tangentlab.report.section import StudySection, Table, Verdict
+from tangentlab.studies._base import ResultRow, Study
+from tangentlab.studies._sections import empty_section, finite_mean, tally
+from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.evolution.figures import (
+    model_kind,
+    model_label,
+    phase,
+    plot_after_kernel,
+    plot_dynamics,
+    plot_heatmaps,
+    sigma_w2,
+)
+
+TRANSIENT_FACTOR = 2.0
+CONSTANT_SPREAD = 5.0
+Group = tuple[str, str]  # (dataset, model_kind)
+
+
+def _by_sigma(rows: list[ResultRow]) -> dict[float, list[ResultRow]]:
+    out: dict[float, list[ResultRow]] = defaultdict(list)
+    for r in rows:
+        out[sigma_w2(r)].append(r)
+    return dict(sorted(out.items()))
+
+
+def _group_name(g: Group, rows: list[ResultRow]) -> str:
+    return f"{g[0]}, {model_label(rows[0])}"
+
+
+def _judge_runs(rows: list[ResultRow], keys: tuple[str, ...], ok: Callable[..., bool]) -> tuple[int, int]:
+    """(passed, judged): the runs whose metrics ``keys`` are all numbers, and how many of them ``ok`` accepts."""
+    values = [[r.metrics.get(k) for k in keys] for r in rows]
+    judged = [v for v in values if all(isinstance(x, int | float) for x in v)]
+    return sum(bool(ok(*v)) for v in judged), len(judged)
+
+
+def _outcome(passed: int, total: int) -> Verdict:
+    if total == 0:
+        return "inconclusive"
+    return "supported" if passed == total else ("not supported" if passed == 0 else "mixed")
+
+
+def _ordered_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[str]]:
+    deep = {g: rs for g, rs in groups.items() if g[1] == "deep_mlp"}
+    judged = deep or groups
+    passed = total = 0
+    lines = []
+    for g, rows in sorted(judged.items()):
+        dist = {s: finite_mean(rs, "kernel_distance_final") for s, rs in _by_sigma(rows).items()}
+        ordered = {s: d for s, d in dist.items() if phase(s) == "ordered" and math.isfinite(d)}
+        other = {s: d for s, d in dist.items() if phase(s) != "ordered" and math.isfinite(d)}
+        if not ordered or not other:
+            continue
+        total += 1
+        o_max, x_min = max(ordered.values()), min(other.values())
+        ok = o_max < x_min
+        passed += ok
+        text = ", ".join(f"{d:.3g} (σ_w²={s:g}, {phase(s)})" for s, d in dist.items())
+        ratio = max(other.values()) / o_max if o_max > 0 else math.inf
+        lines.append(
+            f"{_group_name(g, rows)}: kernel distance from init at the end S(0,T) = {text}; the most-moving "
+            f"non-ordered kernel moves {ratio:.1f}× as far as the ordered one"
+            + (
+                " — the ordered kernel moves least."
+                if ok
+                else " — the ordered kernel is NOT the one that moves least."
+            )
+        )
+    for g, rows in sorted(groups.items()):
+        if g in judged:
+            continue
+        dist = {s: finite_mean(rs, "kernel_distance_final") for s, rs in _by_sigma(rows).items()}
+        text = ", ".join(f"{d:.3g} (σ_w²={s:g})" for s, d in dist.items())
+        lines.append(f"{_group_name(g, rows)} (not judged; shallow): S(0,T) = {text}.")
+    verdict = _outcome(passed, total)
+    scope = "deep MLP" if deep else "all"
+    head = (
+        f"Ordered phase moves least (Seleznova & Kutyniok): {verdict} in {passed}/{total} {scope} group(s)."
+    )
+    return verdict, [head, *lines]
+
+
+def _velocity_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[str]]:
+    passed = total = 0
+    lines = []
+    for g, rows in sorted(groups.items()):
+        parts = []
+        ok, judged = _judge_runs(
+            rows,
+            ("velocity_transient_ratio", "velocity_late_spread"),
+            lambda tr, sp: tr >= TRANSIENT_FACTOR and sp <= CONSTANT_SPREAD,
+        )
+        passed, total = passed + ok, total + judged
+        for s, rs in _by_sigma(rows).items():
+            tr_m, sp_m = finite_mean(rs, "velocity_transient_ratio"), finite_mean(rs, "velocity_late_spread")
+            parts.append(f"σ_w²={s:g}: first/late-median {tr_m:.3g}, late max/min {sp_m:.3g}")
+        if parts:
+            lines.append(f"{_group_name(g, rows)} velocity: " + "; ".join(parts) + ".")
+    verdict = _outcome(passed, total)
+    head = (
+        f"Transient then roughly constant velocity (Fort et al.): {verdict} — {passed}/{total} run(s) have a first "
+        f"velocity ≥ {TRANSIENT_FACTOR:g}× the late median and late velocities within a factor {CONSTANT_SPREAD:g}."
+    )
+    return verdict, [head, *lines]
+
+
+def _after_kernel_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[str]]:
+    passed = total = 0
+    lines = []
+    for g, rows in sorted(groups.items()):
+        parts = []
+        ok, judged = _judge_runs(
+            rows, ("after_kernel_acc_init", "after_kernel_acc_final"), lambda a0, a1: a1 > a0
+        )
+        passed, total = passed + ok, total + judged
+        for s, rs in _by_sigma(rows).items():
+            a0m, a1m = finite_mean(rs, "after_kernel_acc_init"), finite_mean(rs, "after_kernel_acc_final")
+            best, net = finite_mean(rs, "after_kernel_acc_best"), finite_mean(rs, "net_acc_final")
+            err = (1 - a0m) / (1 - a1m) if a1m < 1 else math.inf
+            parts.append(
+                f"σ_w²={s:g}: {100 * a1m:.1f}% at the end vs {100 * a0m:.1f}% at init (best {100 * best:.1f}%, "
+                f"error ratio init/end {err:.2f}; the net itself {100 * net:.1f}%)"
+            )
+        if parts:
+            lines.append(f"{_group_name(g, rows)} after-kernel test accuracy: " + "; ".join(parts) + ".")
+    verdict = _outcome(passed, total)
+    head = f"After kernel beats the init kernel (Fort et al.): {verdict} in {passed}/{total} run(s)."
+    return verdict, [head, *lines]
+
+
+def _block_lines(groups: dict[Group, list[ResultRow]]) -> list[str]:
+    lines = []
+    for g, rows in sorted(groups.items()):
+        parts = []
+        for s, rs in _by_sigma(rows).items():
+            w0, w1 = finite_mean(rs, "within_ratio_init"), finite_mean(rs, "within_ratio_final")
+            b0, b1 = finite_mean(rs, "between_ratio_init"), finite_mean(rs, "between_ratio_final")
+            al0, al1 = finite_mean(rs, "alignment_init"), finite_mean(rs, "alignment_final")
+            parts.append(
+                f"σ_w²={s:g}: within {w0:.2f}→{w1:.2f}, between {b0:.2f}→{b1:.2f}, alignment {al0:.2f}→{al1:.2f}"
+            )
+        lines.append(
+            f"{_group_name(g, rows)} block means / mean diagonal (init→end): " + "; ".join(parts) + "."
+        )
+    return lines
+
+
+def _table(groups: dict[Group, list[ResultRow]]) -> Table:
+    header = (
+        "dataset",
+        "model",
+        "σ_w²",
+        "phase",
+        "runs",
+        "S(0,T)",
+        "v first / late median",
+        "late v max/min",
+        "within init→end",
+        "between init→end",
+        "alignment init→end",
+        "after-kernel acc init→end (best)",
+        "net acc end",
+    )
+    out = []
+    for g, rows in sorted(groups.items()):
+        for s, rs in _by_sigma(rows).items():
+
+            def f(key: str, fmt: str = ".3g", rs: list[ResultRow] = rs) -> str:
+                v = finite_mean(rs, key)
+                return format(v, fmt) if math.isfinite(v) else "n/a"
+
+            out.append(
+                (
+                    g[0],
+                    model_label(rs[0]),
+                    f"{s:g}",
+                    phase(s),
+                    str(len(rs)),
+                    f("kernel_distance_final"),
+                    f("velocity_transient_ratio"),
+                    f("velocity_late_spread"),
+                    f"{f('within_ratio_init', '.2f')}→{f('within_ratio_final', '.2f')}",
+                    f"{f('between_ratio_init', '.2f')}→{f('between_ratio_final', '.2f')}",
+                    f"{f('alignment_init', '.2f')}→{f('alignment_final', '.2f')}",
+                    f"{f('after_kernel_acc_init', '.3f')}→{f('after_kernel_acc_final', '.3f')} "
+                    f"({f('after_kernel_acc_best', '.3f')})",
+                    f("net_acc_final", ".3f"),
+                )
+            )
+    return Table(caption="Per setting (means over seeds)", header=header, rows=tuple(out))
+
+
+def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[str, ...]:
+    c = rows[0].config
+    p: dict[str, Any] = c.params
+    return (
+        f"Data: {sorted({r.config.data.name for r in rows})}, n_train={c.data.n_train}, n_test={c.data.n_test}; "
+        "one-hot targets; inputs standardised; CNN inputs as images.",
+        f"Models: {sorted({model_label(r) for r in rows})}; MLP widths {sorted({int(r.config.params['width']) for r in rows})}, "
+        f"CNN channels {sorted({int(r.config.params['channels']) for r in rows})}; ReLU, σ_b=0, every weight layer σ_w² (grid {sorted({sigma_w2(r) for r in rows})}); "
+        f"{p.get('parametrization')} parametrization; float64.",
+        f"Training: {c.train.optimizer}, lr {c.train.learning_rate}, {c.train.loss}, {c.train.steps} steps, "
+        f"batch {c.train.batch_size or 'full'}; seeds {sorted({r.config.seed for r in rows})}.",
+        f"Snapshots: {p.get('n_snapshots')} (step 0 + log-spaced) of the trace eNTK on a probe of "
+        f"{p.get('probe_per_class')} training examples per class; after kernel: kernel regression on the first "
+        f"{p.get('after_kernel_train')} training examples (relative ridge {p.get('ridge')}), scored on the test set.",
+        f"Velocity: S(t_i, t_(i+1)) / (t_(i+1) − t_i) between consecutive snapshots; late = intervals starting after "
+        f"{p.get('late_fraction')} of training. Thresholds: transient ≥ {TRANSIENT_FACTOR:g}× late median, late "
+        f"max/min ≤ {CONSTANT_SPREAD:g}.",
+        f"Runs: {len(rows)} completed, {n_diverged} diverged (left out), {n_failed} failed.",
+    )
+
+
+def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+    """Build the ``evolution`` report section and write its figures into ``figures_dir``."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    runs = tally(rows)
+    done, n_failed, n_diverged = runs.completed, runs.n_failed, runs.n_diverged
+    base = section_header(study)
+    if not done:
+        return empty_section(study, runs)
+    groups: dict[Group, list[ResultRow]] = defaultdict(list)
+    for r in done:
+        groups[(r.config.data.name, model_kind(r))].append(r)
+
+    figures: list[Path] = []
+    for ds in sorted({g[0] for g in groups}):
+        path = figures_dir / f"evolution_dynamics_{ds}.png"
+        plot_dynamics([r for r in done if r.config.data.name == ds], ds, path)
+        figures.append(path)
+    ak_rows = [r for r in done if model_kind(r) in ("mlp", "cnn")] or done
+    ak_png = figures_dir / "evolution_after_kernel.png"
+    plot_after_kernel(ak_rows, ak_png)
+    figures.append(ak_png)
+    heat_group = next((g for g in sorted(groups) if g[1] == "deep_mlp"), sorted(groups)[0])
+    heat_rows = [min(rs, key=lambda r: r.config.seed) for rs in _by_sigma(groups[heat_group]).values()]
+    heat_png = figures_dir / "evolution_heatmaps.png"
+    plot_heatmaps(heat_rows, heat_png)
+    figures.append(heat_png)
+
+    v1, l1 = _ordered_claim(groups)
+    v2, l2 = _velocity_claim(groups)
+    v3, l3 = _after_kernel_claim(groups)
+    subs = (v1, v2, v3)
+    judged = [v for v in subs if v != "inconclusive"]
+    verdict: Verdict
+    if not judged:
+        verdict = "inconclusive"
+    elif len(judged) == 3 and len(set(judged)) == 1:
+        verdict = judged[0]
+    else:
+        verdict = "mixed"
+    findings = [
+        f"Verdict: {verdict} — ordered phase moves least: {v1}; transient then constant velocity: {v2}; "
+        f"after kernel beats init kernel: {v3}.",
+        *l1,
+        *l2,
+        *l3,
+        *_block_lines(groups),
+    ]
+    if n_diverged:
+        findings.append(f"{n_diverged} run(s) diverged and are left out.")
+    return StudySection(
+        **base,
+        verdict=verdict,
+        findings=tuple(findings),
+        figures=tuple(figures),
+        tables=(_table(groups),),
+        settings=_settings(done, n_failed, n_diverged),
+    )

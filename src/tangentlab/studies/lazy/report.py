@@ -1,0 +1,285 @@
+"""The ``lazy`` study's report: change metrics against width, fitted power laws, findings and verdict.
+
+For each (parametrization, optimizer) and each metric ``m`` the report fits ``log m = slope * log width + c`` by
+least squares over every completed run (all seeds; :func:`tangentlab.report.fits.fit_power_law`, with the
+regression standard error) and compares the slope with Lee et al. 2019's ``-1/2`` (arXiv 1902.06720, Thm. 2.1).
+A slope counts as consistent with ``-1/2`` when ``|slope + 1/2| <= max(TOLERANCE, 2 * stderr)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from tangentlab.report import figures
+from tangentlab.report.fits import PowerLawFit, fit_power_law
+from tangentlab.report.section import StudySection, Table, Verdict
+from tangentlab.studies._base import ResultRow, Study
+from tangentlab.studies._sections import empty_section, tally
+from tangentlab.studies._sections import header as section_header
+
+THEORY_SLOPE = -0.5
+TOLERANCE = 0.15
+LABELS: dict[str, str] = {
+    "rel_ntk_change": "relative eNTK change ‖Θ_T−Θ_0‖_F/‖Θ_0‖_F",
+    "rel_param_change": "relative parameter change ‖θ_T−θ_0‖/‖θ_0‖",
+    "kernel_distance": "kernel distance 1−cos(Θ_0, Θ_T) (Fort et al. 2020)",
+    "function_gap": "function gap ‖f_T−f_T^lin‖/‖f_T^lin‖ (test)",
+}
+CLAIM_METRICS: tuple[str, ...] = ("rel_ntk_change", "rel_param_change", "function_gap")
+PARAM_NAMES: dict[str, str] = {"ntk": "NTK", "standard": "standard", "mup": "μP"}
+OPT_NAMES: dict[str, str] = {"gd": "GD", "sgd": "SGD", "adam": "Adam"}
+Setting = tuple[str, str]
+
+
+def _setting(row: ResultRow) -> Setting:
+    return str(row.config.params.get("parametrization", "ntk")), row.config.train.optimizer
+
+
+def _width(row: ResultRow) -> int:
+    return int(row.config.params.get("width", 256))
+
+
+def _name(setting: Setting) -> str:
+    p, o = setting
+    return f"{PARAM_NAMES.get(p, p)} parametrization, {OPT_NAMES.get(o, o)}"
+
+
+def _points(rows: list[ResultRow], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [(_width(r), r.metrics.get(metric)) for r in rows]
+    good = [(w, float(v)) for w, v in pairs if isinstance(v, int | float) and math.isfinite(v) and v > 0]
+    return np.array([w for w, _ in good], dtype=float), np.array([v for _, v in good], dtype=float)
+
+
+def _fit(rows: list[ResultRow], metric: str) -> PowerLawFit | None:
+    w, v = _points(rows, metric)
+    if np.unique(w).size < 2:
+        return None
+    return fit_power_law(w, v)
+
+
+def _consistent(fit: PowerLawFit) -> bool:
+    se = fit.stderr if math.isfinite(fit.stderr) else 0.0
+    return abs(fit.slope - THEORY_SLOPE) <= max(TOLERANCE, 2 * se)
+
+
+def _slope_text(fit: PowerLawFit | None) -> str:
+    if fit is None:
+        return "n/a"
+    se = f" ± {fit.stderr:.2f}" if math.isfinite(fit.stderr) else ""
+    return f"{fit.slope:+.2f}{se}"
+
+
+def _plot(
+    groups: dict[Setting, list[ResultRow]], fits: dict[Setting, dict[str, PowerLawFit | None]], path: Path
+) -> None:
+
+    fig, axes = figures.subplots(2, 2, figsize=(12, 9))
+    for ax, metric in zip(axes.ravel(), LABELS, strict=True):
+        all_w: list[float] = []
+        for setting, rows in sorted(groups.items()):
+            w, v = _points(rows, metric)
+            if w.size == 0:
+                continue
+            ws = np.unique(w)
+            logs = [np.log(v[w == x]) for x in ws]
+            mean = np.exp([lv.mean() for lv in logs])
+            lo = np.exp([lv.min() for lv in logs])
+            hi = np.exp([lv.max() for lv in logs])
+            fit = fits[setting][metric]
+            label = f"{_name(setting)} (slope {_slope_text(fit)})"
+            ax.errorbar(ws, mean, yerr=[mean - lo, hi - mean], marker="o", capsize=3, label=label)
+            all_w.extend(ws.tolist())
+        if all_w:
+            x0, x1 = min(all_w), max(all_w)
+            ref_y = [m for s in groups for m in _points(groups[s], metric)[1]]
+            y0 = float(np.exp(np.median(np.log(ref_y))))
+            xs = np.array([x0, x1])
+            ax.plot(xs, y0 * (xs / x0) ** THEORY_SLOPE, "k--", lw=1, label="theory: width^(−1/2)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("width")
+        ax.set_title(LABELS[metric], fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.suptitle("Change during training against width (mean over seeds; bars: min–max)")
+    fig.tight_layout()
+    figures.save(fig, path, dpi=110)
+
+
+def _plot_errors(groups: dict[Setting, list[ResultRow]], path: Path) -> None:
+
+    optimizers = sorted({s[1] for s in groups})
+    fig, axes = figures.subplots(1, len(optimizers), figsize=(6 * len(optimizers), 4.5), squeeze=False)
+    styles = {
+        "test_mse_net": ("-", "net"),
+        "test_mse_lin": ("--", "linearized"),
+        "test_mse_ntk": (":", "NTK reg."),
+    }
+    for ax, opt in zip(axes[0], optimizers, strict=True):
+        for i, (setting, rows) in enumerate(sorted(s for s in groups.items() if s[0][1] == opt)):
+            for metric, (ls, what) in styles.items():
+                w, v = _points(rows, metric)
+                if w.size == 0:
+                    continue
+                ws = np.unique(w)
+                mean = [v[w == x].mean() for x in ws]
+                ax.plot(
+                    ws, mean, ls, color=f"C{i}", marker=".", label=f"{PARAM_NAMES.get(setting[0])}: {what}"
+                )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("width")
+        ax.set_ylabel("test MSE")
+        ax.set_title(f"{OPT_NAMES.get(opt, opt)}: net vs linearized net vs NTK regression")
+        ax.legend(fontsize=7, ncol=2)
+        ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    figures.save(fig, path, dpi=110)
+
+
+def _finding(setting: Setting, metric: str, fit: PowerLawFit) -> str:
+    head = f"{_name(setting)}: {LABELS[metric]} scales as width^{fit.slope:.2f}"
+    if math.isfinite(fit.stderr):
+        head += f" ± {fit.stderr:.2f}"
+    head += " (theory: −1/2)"
+    if _consistent(fit):
+        return head + " — consistent with Lee et al. 2019."
+    if abs(fit.slope) <= TOLERANCE:
+        return head + " — it does not shrink with width: this setting does not become lazy."
+    if fit.slope > 0:
+        return head + " — it grows with width: the lazy-training prediction does not hold here."
+    if fit.slope < THEORY_SLOPE:
+        text = head + " — it shrinks faster than width^(−1/2), deviating from the theory's rate."
+        if metric == "rel_ntk_change":
+            text += (
+                " Lee et al.'s width^(−1/2) is an upper bound; Dyer & Gur-Ari 2020 (arXiv 1909.11304) predict that"
+                " the NTK moves by O(1/width) during training, a slope of −1."
+            )
+        return text
+    return head + " — it shrinks more slowly than width^(−1/2), deviating from the theory's rate."
+
+
+def _error_finding(setting: Setting, rows: list[ResultRow]) -> str | None:
+    widest = max(_width(r) for r in rows)
+    at = [r for r in rows if _width(r) == widest]
+    means = {}
+    for key in ("test_mse_net", "test_mse_lin", "test_mse_ntk"):
+        vals = [float(v) for r in at if isinstance(v := r.metrics.get(key), int | float)]
+        if not vals:
+            return None
+        means[key] = float(np.mean(vals))
+    return (
+        f"{_name(setting)}, width {widest}: test MSE {means['test_mse_net']:.4g} (net), "
+        f"{means['test_mse_lin']:.4g} (linearized), {means['test_mse_ntk']:.4g} (NTK regression at the same time)."
+    )
+
+
+def _verdict(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> tuple[Verdict, str]:
+    claim_fits = fits.get(("ntk", "gd"))
+    if claim_fits is None:
+        return (
+            "inconclusive",
+            "No completed NTK-parametrization GD runs at two or more widths: the claim is untested.",
+        )
+    available = {m: f for m in CLAIM_METRICS if (f := claim_fits.get(m)) is not None}
+    if len(available) < len(CLAIM_METRICS):
+        return (
+            "inconclusive",
+            "NTK parametrization, GD: too few widths with finite metrics to fit every slope.",
+        )
+    ok = [m for m, f in available.items() if _consistent(f)]
+    names = ", ".join(f"{m} {_slope_text(available[m])}" for m in CLAIM_METRICS)
+    if len(ok) == len(CLAIM_METRICS):
+        return "supported", f"Verdict: supported — NTK parametrization, GD slopes ({names}) all match −1/2."
+    if ok:
+        return (
+            "mixed",
+            f"Verdict: mixed — NTK parametrization, GD slopes ({names}); only {', '.join(ok)} match −1/2.",
+        )
+    return (
+        "not supported",
+        f"Verdict: not supported — NTK parametrization, GD slopes ({names}); none match −1/2.",
+    )
+
+
+def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[str, ...]:
+    c = rows[0].config
+    widths = sorted({_width(r) for r in rows})
+    seeds = sorted({r.config.seed for r in rows})
+    fraction = c.params.get("lr_fraction", 0.5)
+    gd_rule = f"η = {fraction}·n/λ_max(Θ_0)" if fraction is not None else f"η = {c.train.learning_rate}"
+    return (
+        f"Data: {c.data.name}, n_train={c.data.n_train}, n_test={c.data.n_test}, options={c.data.options}.",
+        f"Model: {'the study default (ReLU MLP, one hidden layer)' if c.model is None else c.model}; "
+        "every Dense but the readout has `width` units; float64.",
+        f"Training: MSE, {c.train.steps} steps; GD/SGD {gd_rule}; Adam lr = {c.train.learning_rate}; the linearized "
+        "net is trained the same way. eNTK changes on the first "
+        f"{c.params.get('probe_size', 32)} training inputs; function gap on the test inputs.",
+        f"Grid: widths {widths}; seeds {seeds}; settings {sorted({_name(_setting(r)) for r in rows})}.",
+        f"Runs: {len(rows)} completed, {n_diverged} diverged (excluded from fits), {n_failed} failed.",
+        f"Fits: least squares of log metric on log width over all seeds; consistent with −1/2 when "
+        f"|slope + 1/2| ≤ max({TOLERANCE}, 2·stderr).",
+    )
+
+
+def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+    """Build the ``lazy`` report section and write its figures into ``figures_dir``."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    runs = tally(rows)
+    done, n_failed, n_diverged = runs.completed, runs.n_failed, runs.n_diverged
+    base = section_header(study)
+    if not done:
+        return empty_section(study, runs)
+    groups: dict[Setting, list[ResultRow]] = defaultdict(list)
+    for r in done:
+        groups[_setting(r)].append(r)
+    fits = {s: {m: _fit(rs, m) for m in LABELS} for s, rs in groups.items()}
+
+    change_png = figures_dir / "lazy_change_vs_width.png"
+    error_png = figures_dir / "lazy_test_error_vs_width.png"
+    _plot(groups, fits, change_png)
+    _plot_errors(groups, error_png)
+
+    verdict, verdict_text = _verdict(fits)
+    findings = [verdict_text]
+    order = sorted(groups, key=lambda s: (s != ("ntk", "gd"), s))
+    for s in order:
+        for m in ("rel_ntk_change", "rel_param_change", "function_gap"):
+            f = fits[s][m]
+            if f is not None:
+                findings.append(_finding(s, m, f))
+    for s in order:
+        text = _error_finding(s, groups[s])
+        if text:
+            findings.append(text)
+    if n_diverged:
+        findings.append(f"{n_diverged} run(s) diverged and are left out of the fits.")
+
+    header = ("setting", "widths", "runs", *(f"slope: {m}" for m in LABELS))
+    table_rows = tuple(
+        (
+            _name(s),
+            ", ".join(str(w) for w in sorted({_width(r) for r in groups[s]})),
+            str(len(groups[s])),
+            *(_slope_text(fits[s][m]) for m in LABELS),
+        )
+        for s in order
+    )
+    table = Table(
+        caption="Fitted log–log slopes against width (± regression standard error; theory −0.50 under NTK "
+        "parametrization and GD)",
+        header=header,
+        rows=table_rows,
+    )
+    return StudySection(
+        **base,
+        verdict=verdict,
+        findings=tuple(findings),
+        figures=(change_png, error_png),
+        tables=(table,),
+        settings=_settings(done, n_failed, n_diverged),
+    )
