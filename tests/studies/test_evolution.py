@@ -87,14 +87,14 @@ def test_run_returns_complete_finite_curves(kind):
 
 
 def test_velocity_matches_definition():
-    """v_i = S(K_i, K_(i+1)) / (t_(i+1) - t_i), checked on explicit snapshot steps."""
+    """v_i = angle(K_i, K_(i+1)) / (t_(i+1) - t_i), with angle = arccos(1 - S), on explicit snapshot steps."""
     config = tiny_config(model_kind="mlp", snapshot_steps=(0, 3, 12))
     out = EvolutionStudy().run(config)
     t = out.artifacts["snap_step"]
     np.testing.assert_array_equal(t, [0, 3, 12])
     d = out.artifacts["kernel_distance"]
     v = out.artifacts["velocity"]
-    assert v[0] == pytest.approx(d[1] / 3, rel=1e-10)  # S(0, 3) / 3
+    assert v[0] == pytest.approx(math.acos(1 - d[1]) / 3, rel=1e-7)  # angle(0, 3) / 3
     np.testing.assert_array_equal(out.artifacts["velocity_t0"], [0, 3])
     np.testing.assert_array_equal(out.artifacts["velocity_t1"], [3, 12])
 

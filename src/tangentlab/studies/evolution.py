@@ -6,8 +6,10 @@ Claims tested:
   parametrization the NTK can stay (nearly) constant in training only in the ordered phase (sigma_w^2 < 2); at the
   edge of chaos (sigma_w^2 = 2) and in the chaotic phase (sigma_w^2 > 2) it moves and grows a class structure
   (within-class blocks rise above between-class blocks).
-* Fort et al. 2020 (arXiv 2010.15110): the kernel velocity ``S(t, t+dt)/dt`` is large in an early, chaotic
-  transient and then roughly constant; the "after kernel" (the eNTK at a checkpoint, used for kernel regression)
+* Fort et al. 2020 (arXiv 2010.15110): the kernel velocity is large in an early, chaotic transient and then
+  roughly constant. Fort et al. use ``S(t, t+dt)/dt`` at a fixed ``dt``; the snapshots here are log-spaced, and ``S``
+  is quadratic in the angle turned, so the velocity is the angle per step
+  (:func:`tangentlab.metrics.kernel_velocity`), which is constant for a constant speed on any spacing; the "after kernel" (the eNTK at a checkpoint, used for kernel regression)
   beats the kernel at initialisation.
 
 One run (one grid point: ``data.name``, ``model_kind``, ``sigma_w2``, ``width``/``channels``, seed):
@@ -31,7 +33,7 @@ One run (one grid point: ``data.name``, ``model_kind``, ``sigma_w2``, ``width``/
 5. Curves (artifacts, one value per snapshot): ``snap_step``, ``kernel_distance`` ``S(0, t)``,
    ``within_ratio``/``between_ratio`` (block means over the mean diagonal, :func:`block_ratios`), ``alignment``
    (centred kernel-target alignment with the probe's one-hot labels), ``after_kernel_acc``, ``net_acc``,
-   ``train_loss``; ``velocity`` ``S(t_i, t_{i+1}) / (t_{i+1} - t_i)`` with ``velocity_t0``/``velocity_t1``;
+   ``train_loss``; ``velocity`` ``angle(t_i, t_{i+1}) / (t_{i+1} - t_i)`` (radians per step) with ``velocity_t0``/``velocity_t1``;
    ``ntk0_probe``/``ntkT_probe`` and ``probe_labels``. Scalars (metrics): their values at init and at the end, and
    :func:`velocity_summary` (late = intervals starting after ``late_fraction * steps``).
 
