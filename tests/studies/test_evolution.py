@@ -20,6 +20,7 @@ from tangentlab.studies.evolution import CURVES, EvolutionParams, EvolutionStudy
 DATA = {"name": "digits", "n_train": 60, "n_test": 30, "classes": (0, 1, 2)}
 SCALARS = (
     "kernel_distance_final",
+    "kernel_distance_centered_final",
     "within_ratio_init",
     "within_ratio_final",
     "between_ratio_init",
@@ -81,6 +82,11 @@ def test_run_returns_complete_finite_curves(kind):
     # the curves agree with the stored kernels
     k0, kt = out.artifacts["ntk0_probe"], out.artifacts["ntkT_probe"]
     assert m["kernel_distance_final"] == pytest.approx(metrics.kernel_distance(k0, kt), rel=1e-10)
+    h = np.eye(12) - 1.0 / 12
+    c0, ct = h @ k0 @ h, h @ kt @ h
+    centred = 1 - float((c0 * ct).sum() / (np.linalg.norm(c0) * np.linalg.norm(ct)))
+    assert m["kernel_distance_centered_final"] == pytest.approx(centred, rel=1e-10)
+    assert out.artifacts["kernel_distance_centered"][-1] == pytest.approx(centred, rel=1e-10)
     assert (m["within_ratio_final"], m["between_ratio_final"]) == pytest.approx(
         block_ratios(kt, out.artifacts["probe_labels"]), rel=1e-12
     )
