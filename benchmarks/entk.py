@@ -177,9 +177,8 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
 
 def run_gram_throughput(device_name: str) -> dict[str, float]:
     """GFLOP/s of the structured Gram products on the MLP (n = 2048) and of a plain matmul of the same sizes."""
-    from tangentlab.kernels._functional import trainable_params
-    from tangentlab.kernels._probe import probe
-    from tangentlab.kernels._structured import StructuredBlocks
+    from tangentlab.kernels.methods import probe, trainable_params
+    from tangentlab.kernels.methods.structured import StructuredBlocks
 
     device = torch.device(device_name)
     model, shape = build("mlp")

@@ -54,9 +54,8 @@ def test_blocked_cross_kernel_with_uneven_blocks(method: str) -> None:
 @pytest.mark.parametrize("case", ["conv2d_flatten", "conv1d_avgpool", "tokens"])
 def test_structured_layer_strategies_agree(case: str, strategy: str) -> None:
     """Both per-layer strategies of the structured method, forced, give the reference (trace mode)."""
-    from tangentlab.kernels._functional import trainable_params
-    from tangentlab.kernels._probe import probe
-    from tangentlab.kernels._structured import StructuredBlocks
+    from tangentlab.kernels.methods import probe, trainable_params
+    from tangentlab.kernels.methods.structured import StructuredBlocks
 
     model, x1, x2 = make_case(case, n1=4, n2=3)
     shape = probe(model, x1, trainable_params(model))

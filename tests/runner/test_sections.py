@@ -54,3 +54,26 @@ def test_studies_that_build_their_own_nets_reject_a_model(tmp_path, name):
     )
     with pytest.raises(ConfigError, match=r"field 'model'.*does not read model"):
         load_sweep(path, get_study)
+
+
+def test_fit_kwargs_are_the_arguments_of_train_fit():
+    import inspect
+
+    from tangentlab import train
+    from tangentlab.runner import TrainConfig
+
+    tc = TrainConfig(
+        optimizer="sgd", learning_rate=0.1, steps=7, batch_size=4, momentum=0.9, weight_decay=0.01
+    )
+    kwargs = tc.fit_kwargs()
+    assert kwargs == {
+        "optimizer": "sgd",
+        "loss": "mse",
+        "learning_rate": 0.1,
+        "steps": 7,
+        "batch_size": 4,
+        "momentum": 0.9,
+        "weight_decay": 0.01,
+    }
+    assert set(kwargs) <= set(inspect.signature(train.fit).parameters)
+    assert tc.fit_kwargs(learning_rate=0.5, seed=3)["learning_rate"] == 0.5

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from tangentlab import arch, empirical_ntk
+from tangentlab import arch
+from tangentlab.kernels import ntk_features
 from tangentlab.predict import LinearizedLaplace
 from tangentlab.predict.laplace import DEFAULT_PRIOR_GRID, DEFAULT_SIGMA_GRID
 from tangentlab.runner.config import RunConfig
@@ -28,7 +29,7 @@ from tangentlab.studies.bandit.envs import (
     linear_bandit,
     nonlinear_bandit,
 )
-from tangentlab.studies.bandit.posterior import KernelPosterior, gradient_features
+from tangentlab.studies.bandit.posterior import KernelPosterior
 from tangentlab.studies.bandit.report import compare_regret, judge
 
 D64 = torch.float64
@@ -109,14 +110,6 @@ def _mlp(d: int = 5, width: int = 7) -> torch.nn.Module:
     return arch.serial(arch.Dense(width), arch.ReLU(), arch.Dense(1)).build((d,), seed=0, dtype=D64)
 
 
-def test_gradient_features_give_the_empirical_ntk():
-    net = _mlp()
-    x1, x2 = torch.randn(4, 5, dtype=D64), torch.randn(3, 5, dtype=D64)
-    g1, g2 = gradient_features(net, x1), gradient_features(net, x2)
-    assert g1.shape == (4, sum(p.numel() for p in net.parameters()))
-    assert torch.allclose(g1 @ g2.T, empirical_ntk(net, x1, x2), atol=1e-10)
-
-
 def test_kernel_posterior_equals_weight_space_neuralucb_quantities():
     """(1/lambda)(k - k(K+lambda I)^-1 k) = g^T Z^-1 g and log det(I + K/lambda) = log det Z / det(lambda I)
     with Z = lambda I + sum g g^T, built pull by pull."""
@@ -153,7 +146,7 @@ def test_evidence_variance_is_the_linearized_laplace_predictive():
     alpha, sigma = 2.5, 0.3
     lla = LinearizedLaplace(net, prior_precision=alpha, sigma_noise=sigma).fit(x, torch.randn(12, dtype=D64))
     want = lla.predict(xs).covariance
-    g, gs = gradient_features(net, x), gradient_features(net, xs)
+    g, gs = ntk_features(net, x), ntk_features(net, xs)
     post = KernelPosterior(alpha * sigma**2)
     post.reset(g @ g.T)
     assert torch.allclose(sigma**2 * post.covariance(gs @ g.T, gs @ gs.T), want, rtol=1e-8, atol=1e-12)

@@ -7,7 +7,6 @@ import pytest
 
 from tangentlab.studies import ResultRow
 from tangentlab.studies.evolution import EvolutionStudy
-from tangentlab.studies.evolution.report import section
 
 from .test_evolution import tiny_config
 
@@ -34,7 +33,7 @@ def rows(tmp_path_factory) -> list[ResultRow]:
 
 
 def test_report_writes_figures_and_findings(rows, tmp_path):
-    result = section(EvolutionStudy(), rows, tmp_path / "figures")
+    result = EvolutionStudy().report(rows, tmp_path / "figures")
     assert result.study == "evolution"
     assert result.verdict in ("supported", "not supported", "mixed", "inconclusive")
     names = sorted(p.name for p in result.figures)
@@ -60,7 +59,7 @@ def test_report_writes_figures_and_findings(rows, tmp_path):
 
 def test_report_without_completed_runs(tmp_path, rows):
     failed = [ResultRow(run_id="x", config=rows[0].config, status="failed", metrics={})]
-    result = section(EvolutionStudy(), failed, tmp_path)
+    result = EvolutionStudy().report(failed, tmp_path)
     assert result.verdict == "inconclusive" and result.figures == ()
 
 
@@ -81,7 +80,7 @@ def test_ordered_claim_is_judged_on_the_centred_distance(rows, tmp_path):
             "kernel_distance_centered_final": centred[s2],
         }
         deep.append(replace(r, metrics=metrics))
-    result = section(EvolutionStudy(), deep, tmp_path / "figures")
+    result = EvolutionStudy().report(deep, tmp_path / "figures")
     text = "\n".join(result.findings)
     assert "Ordered phase moves least (Seleznova & Kutyniok): not supported in 0/1 deep MLP group(s)" in text
     assert "S_c(0,T) = 0.5 (σ_w²=1, ordered), 0.2 (σ_w²=2, edge of chaos)" in text
@@ -93,5 +92,5 @@ def test_ordered_claim_is_judged_on_the_centred_distance(rows, tmp_path):
         )
         for r in deep
     ]
-    result = section(EvolutionStudy(), flipped, tmp_path / "figures2")
+    result = EvolutionStudy().report(flipped, tmp_path / "figures2")
     assert "Ordered phase moves least (Seleznova & Kutyniok): supported in 1/1" in "\n".join(result.findings)

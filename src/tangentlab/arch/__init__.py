@@ -6,10 +6,13 @@ Layers are frozen, hashable dataclasses that serialise to JSON/YAML (:mod:`.seri
 - ``net.build(in_shape, *, parametrization="ntk", seed=0, dtype=None, device=None)``: the finite ``nn.Module``;
 - ``net.kernel(x1, x2=None, *, parametrization="ntk")``: the infinite-width :class:`Kernel` (NNGP, NTK).
 
-Parametrizations (``"ntk"``, ``"standard"``, ``"mup"``) are defined in :mod:`tangentlab.arch._parametrization`.
+Parametrizations (``"ntk"``, ``"standard"``, ``"mup"``) are defined by one table, :func:`layer_scales` (a weight
+layer's multipliers and init variances by parametrization and role; :class:`Scales`), which every layer and every
+study that draws its own weights uses.
 """
 
-from tangentlab.arch._base import BuiltNetwork, Layer, Parametrization, build, kernel
+from tangentlab.arch._base import LAYERS, BuiltNetwork, Layer, Parametrization, WeightLayer, build, kernel
+from tangentlab.arch._parametrization import Scales, layer_scales
 from tangentlab.arch._record import Kernel
 from tangentlab.arch.activations import Activation, Identity, Sigmoid, Softplus, Tanh
 from tangentlab.arch.arccos import Abs, LeakyReLU, ReLU
@@ -22,6 +25,7 @@ from tangentlab.arch.serialization import from_dict, from_json, from_yaml
 
 __all__ = [
     "GELU",
+    "LAYERS",
     "Abs",
     "Activation",
     "AvgPool",
@@ -38,15 +42,18 @@ __all__ = [
     "Parametrization",
     "ReLU",
     "Residual",
+    "Scales",
     "Serial",
     "Sigmoid",
     "Softplus",
     "Tanh",
+    "WeightLayer",
     "build",
     "from_dict",
     "from_json",
     "from_yaml",
     "kernel",
+    "layer_scales",
     "residual",
     "serial",
 ]

@@ -14,11 +14,12 @@ from typing import Any, ClassVar, Literal, cast
 import torch
 from torch import nn
 
+from tangentlab.arch._parametrization import Role, Scales, layer_scales
 from tangentlab.arch._record import Kernel
+from tangentlab.kernels import DEFAULT_MEMORY_BUDGET
 
 Parametrization = Literal["ntk", "standard", "mup"]
 PARAMETRIZATIONS: tuple[str, ...] = ("ntk", "standard", "mup")
-Role = Literal["input", "hidden", "readout"]
 Shape = tuple[int, ...]
 
 
@@ -102,8 +103,6 @@ class Context:
     dtype: torch.dtype = torch.float64
     device: torch.device | str | None = None
     weight_index: int = 0
-    readout_gain: float = 1.0
-    readout_offset: float = 0.0
 
     def next_role(self) -> Role:
         """Role of the next Dense/Conv: the first is ``"input"``, the last ``"readout"``, the others hidden."""
@@ -120,6 +119,10 @@ class Context:
         return draw.to(dtype=self.dtype, device=self.device)
 
 
+LAYERS: dict[str, type[Layer]] = {}
+"""Every layer description class by its ``layer_name`` (each registers itself when its module is imported)."""
+
+
 class Layer:
     """Base of every layer description (subclasses are frozen dataclasses).
 
@@ -128,6 +131,18 @@ class Layer:
     """
 
     layer_name: ClassVar[str] = "Layer"
+    has_weights: ClassVar[bool] = False  # Dense, Conv: the layers the parametrization scales (WeightLayer)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass that names itself (``layer_name`` in its own body) registers itself for :func:`from_dict`."""
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("layer_name")
+        if name is not None:
+            if name in LAYERS and LAYERS[name].__qualname__ != cls.__qualname__:
+                raise ValueError(
+                    f"layer_name: {name!r} is taken by {LAYERS[name].__module__}.{LAYERS[name].__qualname__}"
+                )
+            LAYERS[name] = cls
 
     # --- per-layer protocol -----------------------------------------------------------------------------
     def out_shape(self, in_shape: Shape) -> Shape:
@@ -169,7 +184,7 @@ class Layer:
         x2: torch.Tensor | None = None,
         *,
         parametrization: Parametrization = "ntk",
-        memory_budget: int = 2**30,
+        memory_budget: int | None = None,
     ) -> Kernel:
         """The infinite-width NNGP and NTK; see :func:`tangentlab.arch.kernel`."""
         return kernel(self, x1, x2, parametrization=parametrization, memory_budget=memory_budget)
@@ -190,6 +205,36 @@ class Layer:
         import yaml
 
         return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+class WeightLayer(Layer):
+    """Base of the layers with weights and biases (``Dense``, ``Conv``): the ones a parametrization scales.
+
+    A subclass is a frozen dataclass with the fields ``sigma_w`` and ``sigma_b`` and says its fan-in and fan-out;
+    :meth:`scales` then reads the one parametrization table (:func:`tangentlab.arch.layer_scales`).
+    """
+
+    has_weights: ClassVar[bool] = True
+    sigma_w: float
+    sigma_b: float
+
+    def fan_in(self, in_shape: Shape) -> int:
+        """Inputs feeding one output unit (channels_in × kernel area for a conv)."""
+        raise NotImplementedError
+
+    def fan_out(self) -> int:
+        """Output units (width or channels)."""
+        raise NotImplementedError
+
+    def scales(self, in_shape: Shape, parametrization: str, role: Role) -> Scales:
+        """Multipliers and init variances of this layer in ``parametrization`` at ``role``."""
+        return layer_scales(
+            parametrization, role, self.sigma_w, self.sigma_b, self.fan_in(in_shape), self.fan_out()
+        )
+
+    def next_scales(self, in_shape: Shape, ctx: Context) -> Scales:
+        """:meth:`scales` at the role of the pass's next weight layer (``module`` and ``kernel_map`` use this)."""
+        return self.scales(in_shape, ctx.parametrization, ctx.next_role())
 
 
 BLOCK_ENTRIES = 2**18
@@ -234,14 +279,23 @@ def _check_net(net: Layer, in_shape: Shape) -> int:
     if not isinstance(net, Layer):
         raise fail("net", "net", net, "a layer description such as serial(Dense(512), ReLU(), Dense(1))")
     net.out_shape(in_shape)
-    final: Layer = net
-    while type(final).layer_name == "Serial":
-        final = final.layers[-1]  # type: ignore[attr-defined]
+    final, _ = _readout(net, in_shape)
     if final.layer_name != "Dense":
         raise fail(
             type(net).layer_name, "last layer", final, "a Dense layer: its outputs are the net's outputs"
         )
-    return sum(leaf.layer_name in ("Dense", "Conv") for leaf in net.leaves())
+    return sum(leaf.has_weights for leaf in net.leaves())
+
+
+def _readout(net: Layer, in_shape: Shape) -> tuple[Layer, Shape]:
+    """The net's last layer (down nested ``Serial``) and the shape of its input."""
+    layer, shape = net, in_shape
+    while type(layer).layer_name == "Serial":
+        inner: tuple[Layer, ...] = layer.layers  # type: ignore[attr-defined]
+        for part in inner[:-1]:
+            shape = part.out_shape(shape)
+        layer = inner[-1]
+    return layer, shape
 
 
 def build(
@@ -276,7 +330,12 @@ def build(
     ctx = Context(parametrization, n_weights, generator, dtype or torch.get_default_dtype(), device)
     body = net.module(shape, ctx)
     modules = list(body) if isinstance(body, nn.Sequential) and type(body) is nn.Sequential else [body]
-    return BuiltNetwork(modules, net, shape, parametrization, seed, ctx.readout_gain, ctx.readout_offset)
+    readout, readout_in = _readout(net, shape)
+    assert isinstance(readout, WeightLayer)
+    scales = readout.scales(readout_in, parametrization, "input" if n_weights == 1 else "readout")
+    return BuiltNetwork(
+        modules, net, shape, parametrization, seed, scales.forward_gain, scales.forward_offset
+    )
 
 
 def input_state(x1: torch.Tensor, x2: torch.Tensor | None) -> KernelState:
@@ -305,7 +364,7 @@ def kernel(
     x2: torch.Tensor | None = None,
     *,
     parametrization: str = "ntk",
-    memory_budget: int = 2**30,
+    memory_budget: int | None = None,
 ) -> Kernel:
     """The NNGP and NTK of one network output: the limit, as widths grow, of the seed-average of
     the empirical kernels of ``build(..., parametrization=p, seed=s)``; under ``"standard"`` and ``"mup"``
@@ -319,7 +378,9 @@ def kernel(
         x1: (n1, *in_shape) inputs.
         x2: (n2, *in_shape) inputs; None means ``x1``.
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"``.
-        memory_budget: bytes for one block's working set.
+        memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
+            inputs (a pair of blocks for ``empirical_ntk``); None means
+            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB).
 
     Returns:
         :class:`Kernel` with (n1, n2) float64 ``nngp`` (output covariance) and ``ntk``.
@@ -336,7 +397,8 @@ def kernel(
     b = a if x2 is None else x2.detach().to(dtype=torch.float64, device=a.device)
     positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
     factor = max(leaf.work_factor() for leaf in net.leaves()) + 4
-    by_budget = math.isqrt(max(1, memory_budget // (8 * positions * positions * factor)))
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    by_budget = math.isqrt(max(1, budget // (8 * positions * positions * factor)))
     by_cache = math.isqrt(max(1, BLOCK_ENTRIES // (positions * positions)))
     block = max(1, min(by_budget, by_cache))
     n1, n2 = a.shape[0], b.shape[0]

@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
-from tangentlab.arch._base import Role
+Role = Literal["input", "hidden", "readout"]
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,7 @@ class Residual(Serial):
     def __post_init__(self) -> None:
         super().__post_init__()
         last = self.leaves()[-1]
-        if last.layer_name not in ("Dense", "Conv"):
+        if not last.has_weights:
             raise fail("Residual", "layers[-1]", last, "a branch that ends with Dense or Conv")
 
     def out_shape(self, in_shape: Shape) -> Shape:

@@ -14,8 +14,8 @@ from torch.nn import functional as F
 from tangentlab.arch._base import (
     Context,
     KernelState,
-    Layer,
     Shape,
+    WeightLayer,
     check_choice,
     check_ints,
     check_positive_int,
@@ -23,7 +23,6 @@ from tangentlab.arch._base import (
     fail,
     per_axis,
 )
-from tangentlab.arch._parametrization import Scales, layer_scales
 from tangentlab.arch.dense import affine_kernel_map, init_weight_layer
 from tangentlab.modules import ScaledConv1d, ScaledConv2d
 
@@ -98,7 +97,7 @@ def window_mean(
 
 
 @dataclass(frozen=True)
-class Conv(Layer):
+class Conv(WeightLayer):
     """Convolution over ``(channels, length)`` or ``(channels, height, width)`` inputs (PyTorch layout).
 
     Args:
@@ -165,16 +164,16 @@ class Conv(Layer):
         )
         return (self.channels, *out)
 
-    def _scales(self, in_shape: Shape, kernel: tuple[int, ...], ctx: Context) -> Scales:
-        """The layer's multipliers and init variances; ``module`` and ``kernel_map`` share them (one role each)."""
-        fan_in = in_shape[0] * math.prod(kernel)
-        return layer_scales(
-            ctx.parametrization, ctx.next_role(), self.sigma_w, self.sigma_b, fan_in, self.channels
-        )
+    def fan_in(self, in_shape: Shape) -> int:
+        kernel, _, _ = self._geometry(in_shape)
+        return in_shape[0] * math.prod(kernel)
+
+    def fan_out(self) -> int:
+        return self.channels
 
     def module(self, in_shape: Shape, ctx: Context) -> nn.Module:
         kernel, stride, pads = self._geometry(in_shape)
-        scales = self._scales(in_shape, kernel, ctx)
+        scales = self.next_scales(in_shape, ctx)
         cls = ScaledConv1d if len(kernel) == 1 else ScaledConv2d
         conv = cls(
             in_shape[0],
@@ -194,7 +193,7 @@ class Conv(Layer):
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
         kernel, stride, pads = self._geometry(in_shape)
-        scales = self._scales(in_shape, kernel, ctx)
+        scales = self.next_scales(in_shape, ctx)
         circular = self.padding == "circular"
 
         def avg(t: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,16 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from tangentlab.arch._base import Context, KernelState, Layer, Shape, check_positive_int, check_real, fail
-from tangentlab.arch._parametrization import Scales, layer_scales
+from tangentlab.arch._base import (
+    Context,
+    KernelState,
+    Shape,
+    WeightLayer,
+    check_positive_int,
+    check_real,
+    fail,
+)
+from tangentlab.arch._parametrization import Scales
 from tangentlab.modules import ScaledLinear
 
 
@@ -44,7 +52,7 @@ def affine_kernel_map(state: KernelState, scales: Scales, window_mean: object = 
 
 
 @dataclass(frozen=True)
-class Dense(Layer):
+class Dense(WeightLayer):
     """Fully connected layer ``z = m_w W a + m_b b`` on feature vectors (the last Dense of a net is its output).
 
     Args:
@@ -78,15 +86,14 @@ class Dense(Layer):
             )
         return (self.width,)
 
-    def _scales(self, in_shape: Shape, ctx: Context) -> Scales:
-        scales = layer_scales(
-            ctx.parametrization, ctx.next_role(), self.sigma_w, self.sigma_b, in_shape[0], self.width
-        )
-        ctx.readout_gain, ctx.readout_offset = scales.forward_gain, scales.forward_offset
-        return scales
+    def fan_in(self, in_shape: Shape) -> int:
+        return in_shape[0]
+
+    def fan_out(self) -> int:
+        return self.width
 
     def module(self, in_shape: Shape, ctx: Context) -> nn.Module:
-        scales = self._scales(in_shape, ctx)
+        scales = self.next_scales(in_shape, ctx)
         layer = ScaledLinear(
             in_shape[0],
             self.width,
@@ -99,4 +106,4 @@ class Dense(Layer):
         return layer
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
-        return affine_kernel_map(state, self._scales(in_shape, ctx))
+        return affine_kernel_map(state, self.next_scales(in_shape, ctx))

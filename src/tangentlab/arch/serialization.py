@@ -17,37 +17,7 @@ import dataclasses
 import json
 from typing import Any
 
-from tangentlab.arch._base import Layer, fail
-from tangentlab.arch.activations import Activation, Identity, Sigmoid, Softplus, Tanh
-from tangentlab.arch.arccos import Abs, LeakyReLU, ReLU
-from tangentlab.arch.combinators import Residual, Serial
-from tangentlab.arch.conv import Conv
-from tangentlab.arch.dense import Dense
-from tangentlab.arch.erf_gelu import GELU, Erf
-from tangentlab.arch.pooling import AvgPool, Flatten, GlobalAvgPool
-
-LAYERS: dict[str, type[Layer]] = {
-    cls.layer_name: cls
-    for cls in (
-        Dense,
-        Conv,
-        ReLU,
-        LeakyReLU,
-        Abs,
-        Erf,
-        GELU,
-        Tanh,
-        Sigmoid,
-        Softplus,
-        Identity,
-        Activation,
-        GlobalAvgPool,
-        AvgPool,
-        Flatten,
-        Serial,
-        Residual,
-    )
-}
+from tangentlab.arch._base import LAYERS, Layer, fail
 
 
 def from_dict(data: dict[str, Any] | str) -> Layer:

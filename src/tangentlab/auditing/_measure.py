@@ -258,10 +258,9 @@ def measure(
         lr, rule = ADAM_LR, "Adam default 1e-3"
     else:
         matrix = theta_xx.permute(0, 2, 1, 3).reshape(n * n_out, n * n_out) if full else theta_xx
-        lr = GD_LR_FRACTION * n / float(torch.linalg.eigvalsh(matrix)[-1])
+        lr = train.spectral_learning_rate(matrix, GD_LR_FRACTION, n=n)
         rule = f"{GD_LR_FRACTION:g} n / lambda_max(Theta_0)"
 
-    lin = train.linearize(model)
     marks = checkpoint_steps(setup.steps, setup.checkpoints)
     fit_args: dict[str, Any] = {
         "steps": setup.steps,
@@ -272,14 +271,21 @@ def measure(
         "seed": setup.seeds[0],
         "eval_every": max(1, setup.steps // 50),
     }
-    with _bar(setup.steps, "training the net", progress, "step") as bar:
-        snaps = train.Snapshots(
-            marks, probe=probe, ntk=True, outputs=False, hooks=(_TestOutputs(x_test, bar),)
+    with (
+        _bar(setup.steps, "training the net", progress, "step") as bar_net,
+        _bar(setup.steps, "training the linearized model", progress, "step") as bar_lin,
+    ):
+        both = train.fit_beside_linearization(
+            model,
+            x,
+            y,
+            snapshots=train.Snapshots(
+                marks, probe=probe, ntk=True, outputs=False, hooks=(_TestOutputs(x_test, bar_net),)
+            ),
+            linearized_snapshots=train.Snapshots(marks, probe=None, hooks=(_TestOutputs(x_test, bar_lin),)),
+            **fit_args,
         )
-        res_net = train.fit(model, x, y, snapshots=snaps, **fit_args)
-    with _bar(setup.steps, "training the linearized model", progress, "step") as bar:
-        snaps = train.Snapshots(marks, probe=None, hooks=(_TestOutputs(x_test, bar),))
-        res_lin = train.fit(lin, x, y, snapshots=snaps, **fit_args)
+    res_net, res_lin, lin = both.net, both.linearized, both.linearized_model
 
     recorded = min(len(res_net.snapshots), len(res_lin.snapshots))
     net_snaps, lin_snaps = res_net.snapshots[:recorded], res_lin.snapshots[:recorded]

@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from tangentlab.kernels._blocks import BlockEngine, assemble
+from tangentlab.kernels._blocks import assemble
 from tangentlab.kernels._checks import (
-    METHODS,
     OUTPUTS,
     Method,
     Outputs,
@@ -23,12 +22,10 @@ from tangentlab.kernels._checks import (
     check_positive_int,
     reference_tensor,
 )
-from tangentlab.kernels._cost import DEFAULT_MEMORY_BUDGET, Cost, choose, estimate, layer_strategies
+from tangentlab.kernels._cost import DEFAULT_MEMORY_BUDGET, Cost
 from tangentlab.kernels._functional import trainable_params
-from tangentlab.kernels._jacobian import JacobianBlocks
-from tangentlab.kernels._ntvp import NtvpBlocks
-from tangentlab.kernels._probe import ModelShape, probe
-from tangentlab.kernels._structured import StructuredBlocks
+from tangentlab.kernels._probe import probe
+from tangentlab.kernels.methods import choose, estimate, load
 
 
 def _prepare(
@@ -42,7 +39,7 @@ def _prepare(
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None, int | None, float]:
     model = check_module(model)
     check_choice("outputs", outputs, OUTPUTS)
-    check_choice("method", method, METHODS)
+    check_choice("method", method, ("auto", *load()))
     batch = check_positive_int("batch_size", batch_size)
     budget = check_positive_int("memory_budget", memory_budget) or DEFAULT_MEMORY_BUDGET
     ref = reference_tensor(model)
@@ -98,7 +95,9 @@ def empirical_ntk(
             for ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` and tangentlab's scaled versions; autodiff for the rest),
             or ``"auto"`` (cheapest by the cost model in :mod:`tangentlab.kernels._cost`; see :func:`ntk_cost`).
         batch_size: examples per block; None sizes blocks from ``memory_budget``.
-        memory_budget: bytes for the working set of a pair of blocks (default 2 GiB); the result itself is extra.
+        memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
+            inputs (a pair of blocks for ``empirical_ntk``); None means
+            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB).
         progress: show a progress bar over blocks.
 
     Returns:
@@ -113,11 +112,10 @@ def empirical_ntk(
     itemsize = a.element_size() if a.is_floating_point() else params[next(iter(params))].element_size()
     costs = estimate(shape, n1, n2, outputs, itemsize, budget, batch)
     chosen = choose(costs) if method == "auto" else method
-    engine = _engine(chosen, model, params, shape, outputs, costs[chosen], n1, n2, budget, itemsize)
-    block = costs[chosen].batch_size
-    per_example = costs[chosen].bytes_per_example
-    cache = chosen != "ntvp" and n2 * per_example <= budget / 2
-    block2 = min(n2, batch or 256) if chosen == "ntvp" else block
+    algorithm, cost = load()[chosen], costs[chosen]
+    engine = algorithm.engine(model, params, shape, outputs, cost, n1, n2, budget, itemsize)
+    block, block2 = cost.batch_size, algorithm.x2_block(cost, n2, batch)
+    cache = algorithm.caches_x2(cost, n2, budget)
     dtype = reference_tensor(model).dtype
     return assemble(
         engine,
@@ -131,26 +129,3 @@ def empirical_ntk(
         dtype=dtype,
         progress=progress,
     )
-
-
-def _engine(
-    method: str,
-    model: nn.Module,
-    params: dict[str, torch.Tensor],
-    shape: ModelShape,
-    outputs: str,
-    cost: Cost,
-    n1: int,
-    n2: int,
-    budget: float,
-    itemsize: int,
-) -> BlockEngine:
-    params = {name: p.detach() for name, p in params.items()}  # torch.func needs no autograd history
-    if method == "jacobian":
-        return JacobianBlocks(model, params, outputs)
-    if method == "ntvp":
-        per_column = 3 * (shape.num_params + cost.batch_size * shape.activations) * itemsize
-        return NtvpBlocks(model, params, outputs, shape.num_outputs, int(budget // max(per_column, 1)))
-    strategies = layer_strategies(shape, n1, n2, outputs)
-    other = {name: p.detach() for name, p in shape.other_params.items()}
-    return StructuredBlocks(model, shape.layers, strategies, other, outputs, shape.num_outputs)

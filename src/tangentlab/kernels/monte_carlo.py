@@ -86,6 +86,7 @@ def monte_carlo_kernel(
     device: torch.device | str | None = None,
     method: str = "auto",
     batch_size: int | None = None,
+    memory_budget: int | None = None,
 ) -> MonteCarloKernel:
     """Mean, standard deviation and standard error over seeds of the empirical NNGP and NTK of ``net``'s builds.
 
@@ -101,6 +102,9 @@ def monte_carlo_kernel(
         device: device of the networks and inputs.
         method: ``empirical_ntk``'s algorithm.
         batch_size: ``empirical_ntk``'s batch size.
+        memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
+            inputs (a pair of blocks for ``empirical_ntk``); None means
+            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB); passed to ``empirical_ntk`` per seed.
 
     Returns:
         :class:`MonteCarloKernel`.
@@ -119,7 +123,15 @@ def monte_carlo_kernel(
         )
         with torch.no_grad():
             n_outputs = int(model(a[:1]).shape[-1])
-        ntk = empirical_ntk(model, a, b, outputs="trace", method=cast(Any, method), batch_size=batch_size)
+        ntk = empirical_ntk(
+            model,
+            a,
+            b,
+            outputs="trace",
+            method=cast(Any, method),
+            batch_size=batch_size,
+            memory_budget=memory_budget,
+        )
         ntk_stats.add(ntk / n_outputs)
         gain = float(getattr(model, "nngp_gain", 1.0))
         offset = float(getattr(model, "nngp_offset", 0.0))

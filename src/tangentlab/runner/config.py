@@ -122,6 +122,11 @@ class TrainConfig(BaseModel):
     momentum: NonNegativeFloat = 0.0
     weight_decay: NonNegativeFloat = 0.0
 
+    def fit_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """Keyword arguments of :func:`tangentlab.train.fit` for these settings (every field above), with
+        ``overrides`` replacing or adding any (e.g. a spectral ``learning_rate``, ``seed``, ``snapshots``)."""
+        return {**self.model_dump(), **overrides}
+
 
 class RunConfig(BaseModel):
     """One run, fully resolved: what a study's ``run`` receives, and what its identity is computed from."""

@@ -7,13 +7,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Generic, cast
 
 import numpy as np
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from tangentlab.report.section import StudySection
-from tangentlab.runner.config import RunConfig
+from tangentlab.runner.config import RunConfig, TrainConfig
 
 MetricValue = float | int | str | bool | None
 
@@ -30,15 +31,45 @@ class RunOutput:
     artifacts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+P = TypeVar("P", bound=BaseModel, default=BaseModel, covariant=True)
+Q = TypeVar("Q", bound=BaseModel)
+
+
 @dataclass(frozen=True)
-class ResultRow:
-    """A finished run as the store gives it back to the study's report."""
+class ResultRow(Generic[P]):
+    """A finished run as the store gives it back to the study's report.
+
+    A report receives its rows typed (``ResultRow[MyParams]``, through :meth:`Study.report`): ``row.params`` is the
+    validated ``Params`` object of the run (defaults filled when the sweep was expanded, so a report never restates
+    them) and ``row.train`` its :class:`~tangentlab.runner.TrainConfig`.
+    """
 
     run_id: str
     config: RunConfig
     status: str  # "done" | "failed" | ...
     metrics: dict[str, MetricValue]
     artifacts_dir: Path | None = None
+    validated_params: P | None = None
+
+    @property
+    def params(self) -> P:
+        """The run's validated study parameters; ValueError if the row was not typed (:meth:`typed`)."""
+        if self.validated_params is None:
+            raise ValueError(
+                f"run {self.run_id}: params not validated; type the rows with row.typed(study.Params) "
+                "(Study.report does)"
+            )
+        return self.validated_params
+
+    @property
+    def train(self) -> TrainConfig:
+        """The run's training settings (``config.train``)."""
+        return self.config.train
+
+    def typed(self, params_model: type[Q]) -> ResultRow[Q]:
+        """This row with ``params`` validated by the study's ``Params`` model."""
+        validated = params_model.model_validate(self.config.params)
+        return ResultRow(self.run_id, self.config, self.status, self.metrics, self.artifacts_dir, validated)
 
     def artifact(self, name: str) -> np.ndarray:
         if self.artifacts_dir is None:
@@ -83,4 +114,4 @@ class Study(ABC):
                 f"or a report() method on {type(self).__name__}"
             ) from None
         section: Callable[[Study, list[ResultRow], Path], StudySection] = module.section
-        return section(self, rows, Path(figures_dir))
+        return section(self, [row.typed(self.Params) for row in rows], Path(figures_dir))

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 
 import numpy as np
+from pydantic import BaseModel
+from typing_extensions import TypeVar
 
 from tangentlab.report.section import StudySection
 from tangentlab.studies._base import ResultRow, Study
 
+P = TypeVar("P", bound=BaseModel, default=BaseModel)
+
 
 @dataclass(frozen=True)
-class RunTally:
+class RunTally(Generic[P]):
     """Finished runs split by outcome.
 
     Attributes:
@@ -23,7 +28,7 @@ class RunTally:
         n_other: runs that finished with another status (e.g. ``"skipped"``).
     """
 
-    completed: list[ResultRow]
+    completed: list[ResultRow[P]]
     n_failed: int
     n_diverged: int
     n_other: int
@@ -34,9 +39,9 @@ class RunTally:
         return text + (f", {self.n_other} other" if self.n_other else "")
 
 
-def tally(rows: list[ResultRow]) -> RunTally:
+def tally(rows: list[ResultRow[P]]) -> RunTally[P]:
     """Split ``rows`` by outcome (see :class:`RunTally`)."""
-    completed: list[ResultRow] = []
+    completed: list[ResultRow[P]] = []
     n_failed = n_diverged = n_other = 0
     for r in rows:
         status = r.metrics.get("status", "completed")
@@ -51,7 +56,7 @@ def tally(rows: list[ResultRow]) -> RunTally:
     return RunTally(completed, n_failed, n_diverged, n_other)
 
 
-def finite_values(rows: list[ResultRow], key: str) -> list[float]:
+def finite_values(rows: Sequence[ResultRow], key: str) -> list[float]:
     """The finite numeric values of metric ``key`` over ``rows`` (missing, null, boolean and non-finite left out)."""
     out = []
     for r in rows:
@@ -61,7 +66,7 @@ def finite_values(rows: list[ResultRow], key: str) -> list[float]:
     return out
 
 
-def finite_mean(rows: list[ResultRow], key: str) -> float:
+def finite_mean(rows: Sequence[ResultRow], key: str) -> float:
     """Mean of :func:`finite_values` (NaN when there is none)."""
     vals = finite_values(rows, key)
     return float(np.mean(vals)) if vals else math.nan
@@ -72,7 +77,7 @@ def header(study: Study) -> dict[str, Any]:
     return {"study": study.name, "title": study.title, "citation": study.citation, "claim": study.claim}
 
 
-def empty_section(study: Study, runs: RunTally) -> StudySection:
+def empty_section(study: Study, runs: RunTally[Any]) -> StudySection:
     """The section of a study with no completed run: verdict ``inconclusive`` and the outcome counts."""
     return StudySection(
         **header(study),

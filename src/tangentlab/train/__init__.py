@@ -4,10 +4,14 @@
   early stopping and divergence recorded in the :class:`TrainResult`.
 * :class:`Snapshots` / :class:`Snapshot` — eNTK on a probe set, distance from init, losses at chosen steps.
 * :func:`linearize` — the first-order Taylor model ``f_0 + J (theta - theta_0)`` as a trainable module.
+* :func:`fit_beside_linearization` — a network and its linearization at init trained with the same settings.
+* :func:`spectral_learning_rate` — ``fraction * n / lambda_max(Theta)``, the GD step size relative to the linearized
+  dynamics' stability limit ``2 n / lambda_max``.
 * :func:`gauss_newton_step` / :func:`fit_gauss_newton` — damped Gauss–Newton (natural-gradient) steps on MSE,
   ``-eta J^T (Theta + lambda I)^{-1} (f - y)``, computed in function space through the eNTK.
 """
 
+from tangentlab.train.beside import BesideLinearization, fit_beside_linearization
 from tangentlab.train.gauss_newton import (
     GaussNewtonResult,
     GaussNewtonStep,
@@ -18,9 +22,11 @@ from tangentlab.train.gauss_newton import (
 from tangentlab.train.linearize import LinearizedModel, linearize
 from tangentlab.train.loop import EarlyStopping, History, TrainResult, fit
 from tangentlab.train.losses import cross_entropy_loss, mse_loss
+from tangentlab.train.rates import spectral_learning_rate
 from tangentlab.train.snapshots import Snapshot, SnapshotHook, Snapshots, trainable_vector
 
 __all__ = [
+    "BesideLinearization",
     "EarlyStopping",
     "GaussNewtonResult",
     "GaussNewtonStep",
@@ -32,10 +38,12 @@ __all__ = [
     "TrainResult",
     "cross_entropy_loss",
     "fit",
+    "fit_beside_linearization",
     "fit_gauss_newton",
     "gauss_newton_step",
     "linearize",
     "mse_loss",
     "ntk_gram",
+    "spectral_learning_rate",
     "trainable_vector",
 ]

@@ -43,9 +43,10 @@ import torch
 from torch import nn
 
 from tangentlab import train
+from tangentlab.kernels import ntk_features
 from tangentlab.predict import LinearizedLaplace
 from tangentlab.studies.bandit.envs import BanditEnv
-from tangentlab.studies.bandit.posterior import KernelPosterior, gradient_features
+from tangentlab.studies.bandit.posterior import KernelPosterior
 
 AgentName = Literal[
     "neural_ucb", "neural_ts", "ucb_evidence", "ts_evidence", "lla_ts", "ntk_gp_ucb", "eps_greedy"
@@ -163,7 +164,7 @@ class NetworkAgent(Agent):
                 arm = self._argmax(f)
             self._last = (contexts[arm], torch.zeros(0))
             return arm
-        g = gradient_features(self.model, contexts).to(torch.float64)
+        g = ntk_features(self.model, contexts).to(torch.float64)
         k_cross = g @ self.features.T
         if self.name == "lla_ts":
             cov = self.sigma_**2 * self.posterior.covariance(k_cross, g @ g.T)
@@ -219,7 +220,7 @@ class NetworkAgent(Agent):
                 self.model, x, r[:, 0], self.init_params if s.prior_at_init else None
             )
             self._tuned_at = len(self.xs)
-        feats = gradient_features(self.model, x).to(torch.float64)
+        feats = ntk_features(self.model, x).to(torch.float64)
         # room for the pulls until the next retrain
         self._buffer = torch.cat([feats, feats.new_zeros(s.train_every, feats.shape[1])])
         lam = self.alpha_ * self.sigma_**2 if self.evidence else s.lam

@@ -18,27 +18,8 @@ and with the infinite-width NTK and ``lambda`` the noise variance it is ``1/lamb
 from __future__ import annotations
 
 import math
-from typing import cast
 
 import torch
-from torch import nn
-from torch.func import functional_call, grad, vmap
-
-
-def gradient_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Per-example gradients ``grad_theta f(x_i; theta)`` of a scalar-output model, flattened: (n, P).
-
-    ``gradient_features(m, x1) @ gradient_features(m, x2).T`` is the eNTK of ``m``
-    (:func:`tangentlab.empirical_ntk` with ``outputs="trace"``).
-    """
-    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
-
-    def f(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return cast(torch.Tensor, functional_call(model, (p, buffers), (xi[None],)).reshape(()))
-
-    grads = vmap(grad(f), in_dims=(None, 0))(params, x)
-    return torch.cat([grads[k].reshape(x.shape[0], -1) for k in params], dim=1)
 
 
 class KernelPosterior:

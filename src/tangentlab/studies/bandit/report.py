@@ -26,6 +26,7 @@ from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, finite_mean, tally
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.bandit import BanditParams
 
 AGENT_LABELS: dict[str, str] = {
     "neural_ucb": "NeuralUCB (NTK rule)",
@@ -41,19 +42,19 @@ STYLES: dict[str, str] = {"neural_ucb": "-", "neural_ts": "-", "ntk_gp_ucb": ":"
 Group = tuple[str, int]  # (bandit name, width)
 
 
-def _agent(row: ResultRow) -> str:
-    return str(row.config.params.get("agent", "neural_ucb"))
+def _agent(row: ResultRow[BanditParams]) -> str:
+    return str(row.params.agent)
 
 
-def _group(row: ResultRow) -> Group:
-    return str(row.metrics.get("env_name", "?")), int(row.config.params.get("width", 64))
+def _group(row: ResultRow[BanditParams]) -> Group:
+    return str(row.metrics.get("env_name", "?")), int(row.params.width)
 
 
 def _label(agent: str) -> str:
     return AGENT_LABELS.get(agent, agent)
 
 
-def _final(rows: list[ResultRow]) -> dict[int, float]:
+def _final(rows: list[ResultRow[BanditParams]]) -> dict[int, float]:
     """Final regret by seed."""
     return {
         r.config.seed: float(v) for r in rows if isinstance(v := r.metrics.get("final_regret"), int | float)
@@ -66,7 +67,7 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return float(a.mean()), se
 
 
-def _curves(rows: list[ResultRow]) -> np.ndarray | None:
+def _curves(rows: list[ResultRow[BanditParams]]) -> np.ndarray | None:
     curves = []
     for r in rows:
         try:
@@ -79,7 +80,7 @@ def _curves(rows: list[ResultRow]) -> np.ndarray | None:
     return np.stack([c[:length] for c in curves])
 
 
-def _plot(groups: dict[Group, dict[str, list[ResultRow]]], path: Path) -> None:
+def _plot(groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]], path: Path) -> None:
 
     keys = sorted(groups)
     envs = sorted({g[0] for g in keys})
@@ -118,7 +119,9 @@ def _plot(groups: dict[Group, dict[str, list[ResultRow]]], path: Path) -> None:
     figures.save(fig, path, dpi=110)
 
 
-def compare_regret(base: list[ResultRow], twin: list[ResultRow]) -> tuple[str, float, float, int] | None:
+def compare_regret(
+    base: list[ResultRow[BanditParams]], twin: list[ResultRow[BanditParams]]
+) -> tuple[str, float, float, int] | None:
     """(outcome, mean paired difference twin − base, its standard error, pairs) or None without common seeds."""
     a, b = _final(base), _final(twin)
     seeds = sorted(set(a) & set(b))
@@ -143,7 +146,7 @@ def judge(outcomes: list[str]) -> Verdict:
     return "mixed"
 
 
-def _mean_metric(rows: list[ResultRow], key: str) -> float | None:
+def _mean_metric(rows: list[ResultRow[BanditParams]], key: str) -> float | None:
     mean = finite_mean(rows, key)
     return None if math.isnan(mean) else mean
 
@@ -162,42 +165,42 @@ def _describe(model: dict[str, Any] | None) -> str:
     )
 
 
-def _settings(rows: list[ResultRow], runs_summary: str) -> tuple[str, ...]:
+def _settings(rows: list[ResultRow[BanditParams]], runs_summary: str) -> tuple[str, ...]:
     c = rows[0].config
-    p = c.params
+    p = rows[0].params
     envs = sorted({str(r.metrics.get("env_name")) for r in rows})
-    widths = sorted({int(r.config.params.get("width", 64)) for r in rows})
+    widths = sorted({int(r.params.width) for r in rows})
     seeds = sorted({r.config.seed for r in rows})
-    rounds = sorted({int(r.config.params.get("rounds", 0)) for r in rows})
+    rounds = sorted({int(r.params.rounds) for r in rows})
     arms = sorted({int(v) for r in rows if isinstance(v := r.metrics.get("n_arms"), int | float)})
     classes = "all classes" if c.data.classes is None else f"classes {list(c.data.classes)}"
     nus = sorted({float(v) for r in rows if isinstance(v := r.metrics.get("nu"), int | float)})
-    nu = ", ".join(f"{v:g}" for v in nus) or str(p.get("nu"))
-    nu_source = " (the reward noise std, Zhou et al.'s sub-Gaussian scale)" if p.get("nu") is None else ""
+    nu = ", ".join(f"{v:g}" for v in nus) or str(p.nu)
+    nu_source = " (the reward noise std, Zhou et al.'s sub-Gaussian scale)" if p.nu is None else ""
     return (
-        f"Bandits: {envs}; arms {arms}; rounds {rounds}; reward noise std {p.get('noise_std')}; classification data "
-        f"{c.data.name} ({classes}, pool {c.data.n_train}) projected on {p.get('input_dim')} principal components, disjoint "
+        f"Bandits: {envs}; arms {arms}; rounds {rounds}; reward noise std {p.noise_std}; classification data "
+        f"{c.data.name} ({classes}, pool {c.data.n_train}) projected on {p.input_dim} principal components, disjoint "
         "arm encoding e_a ⊗ x (Zhou et al. 2020).",
         f"Model: {_describe(c.model)} (every hidden Dense `width` units, scalar readout), NTK parametrization, "
-        f"float64; widths {widths}; retrained every {p.get('train_every')} pulls with {c.train.steps} Adam steps "
+        f"float64; widths {widths}; retrained every {p.train_every} pulls with {c.train.steps} Adam steps "
         f"(lr {c.train.learning_rate}), warm start.",
-        f"NTK rule: γ_t = ν·sqrt(log det(I + K/λ) − 2 log δ) + sqrt(λ)·S with ν={nu}{nu_source}, λ={p.get('lam')}, "
-        f"S={p.get('norm_bound')}, δ={p.get('delta')} (the m^(−1/6) and training-error terms dropped).",
+        f"NTK rule: γ_t = ν·sqrt(log det(I + K/λ) − 2 log δ) + sqrt(λ)·S with ν={nu}{nu_source}, λ={p.lam}, "
+        f"S={p.norm_bound}, δ={p.delta} (the m^(−1/6) and training-error terms dropped).",
         f"Evidence agents: (α, σ) maximising the function-space evidence of a linearized Laplace model (prior at "
-        f"init), refitted every {p.get('tune_every')} pulls; UCB adds β={p.get('beta')} predictive std.",
+        f"init), refitted every {p.tune_every} pulls; UCB adds β={p.beta} predictive std.",
         f"NTK-GP UCB: infinite-width NTK, noise variance ν², GP-UCB β_t = 2 log(K t² π²/(6δ)); ε-greedy ε="
-        f"{p.get('epsilon')}.",
+        f"{p.epsilon}.",
         f"Seeds {seeds} (a seed fixes the bandit and the initial net for every agent). Runs: {runs_summary}.",
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path) -> StudySection:
     """Build the ``bandit`` report section and write its figure into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
     if not runs.completed:
         return empty_section(study, runs)
-    groups: dict[Group, dict[str, list[ResultRow]]] = defaultdict(lambda: defaultdict(list))
+    groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]] = defaultdict(lambda: defaultdict(list))
     for r in runs.completed:
         groups[_group(r)][_agent(r)].append(r)
     png = figures_dir / "bandit_regret_vs_rounds.png"

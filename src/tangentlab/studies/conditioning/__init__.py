@@ -229,7 +229,7 @@ class ConditioningStudy(Study):
         theta_0 = {name: q.detach().clone() for name, q in net.named_parameters() if q.requires_grad}
         gn_net = copy.deepcopy(net)
 
-        gd_lr = p.lr_fraction * n / lam_max
+        gd_lr = train.spectral_learning_rate(gram0, p.lr_fraction, n=n, eigenvalues=evals)
         gd_hook = _JacobianTracker(probe, theta_0)
         gd_snaps = train.Snapshots(
             checkpoint_steps(tc.steps, p.checkpoints), ntk=False, outputs=False, hooks=(gd_hook,)
@@ -239,15 +239,7 @@ class ConditioningStudy(Study):
             net,
             x,
             y,
-            steps=tc.steps,
-            learning_rate=gd_lr,
-            loss="mse",
-            optimizer="gd",
-            momentum=tc.momentum,
-            weight_decay=tc.weight_decay,
-            seed=config.seed,
-            eval_every=tc.steps,
-            snapshots=gd_snaps,
+            **tc.fit_kwargs(learning_rate=gd_lr, seed=config.seed, eval_every=tc.steps, snapshots=gd_snaps),
         )
         gd_seconds = time.perf_counter() - start - gd_hook.seconds
         gd_losses = (

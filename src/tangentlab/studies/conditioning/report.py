@@ -24,6 +24,7 @@ from tangentlab.report.fits import PowerLawFit, fit_power_law
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, header, tally
+from tangentlab.studies.conditioning import ConditioningParams
 
 THRESHOLD = 0.5  # Zhang et al. 2019, Condition 2: C < 1/2
 LAZY_SLOPE = -0.5  # Lee et al. 2019: relative changes shrink like width^(-1/2) under NTK parametrization
@@ -38,34 +39,34 @@ Setting = tuple[str, str]
 Fits = dict[Setting, dict[str, PowerLawFit | None]]
 
 
-def _setting(row: ResultRow) -> Setting:
-    return row.config.data.name, str(row.config.params.get("parametrization", "ntk"))
+def _setting(row: ResultRow[ConditioningParams]) -> Setting:
+    return row.config.data.name, str(row.params.parametrization)
 
 
 def _name(setting: Setting) -> str:
     return f"{setting[0]}, {PARAM_NAMES.get(setting[1], setting[1])} parametrization"
 
 
-def _width(row: ResultRow) -> int:
-    return int(row.config.params.get("width", 256))
+def _width(row: ResultRow[ConditioningParams]) -> int:
+    return int(row.params.width)
 
 
-def _value(row: ResultRow, metric: str) -> float | None:
+def _value(row: ResultRow[ConditioningParams], metric: str) -> float | None:
     v = row.metrics.get(metric)
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) else None
 
 
-def _points(rows: list[ResultRow], metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _points(rows: list[ResultRow[ConditioningParams]], metric: str) -> tuple[np.ndarray, np.ndarray]:
     pairs = [(_width(r), v) for r in rows if (v := _value(r, metric)) is not None and v > 0]
     return np.array([w for w, _ in pairs], dtype=float), np.array([v for _, v in pairs], dtype=float)
 
 
-def _fit(rows: list[ResultRow], metric: str) -> PowerLawFit | None:
+def _fit(rows: list[ResultRow[ConditioningParams]], metric: str) -> PowerLawFit | None:
     w, v = _points(rows, metric)
     return fit_power_law(w, v) if np.unique(w).size >= 2 else None
 
 
-def _by_width(rows: list[ResultRow], metric: str, how: str = "mean") -> dict[int, float]:
+def _by_width(rows: list[ResultRow[ConditioningParams]], metric: str, how: str = "mean") -> dict[int, float]:
     """Per width, the mean (or geometric mean, or median) of a metric over the runs that have it."""
     w, v = _points(rows, metric)
     out: dict[int, float] = {}
@@ -90,13 +91,11 @@ def _slope_text(fit: PowerLawFit | None) -> str:
     return f"{fit.slope:+.2f}" + (f" ± {fit.stderr:.2f}" if math.isfinite(fit.stderr) else "")
 
 
-def _budget(rows: list[ResultRow], key: str) -> int:
-    return max(
-        int(r.config.train.steps if key == "gd" else r.config.params.get("gn_steps", 20)) for r in rows
-    )
+def _budget(rows: list[ResultRow[ConditioningParams]], key: str) -> int:
+    return max(int(r.config.train.steps if key == "gd" else r.params.gn_steps) for r in rows)
 
 
-def _steps_text(rows: list[ResultRow], key: str) -> str:
+def _steps_text(rows: list[ResultRow[ConditioningParams]], key: str) -> str:
     """Median steps to the target over seeds, ``> budget`` when most runs missed it."""
     vals = [_value(r, f"{key}_steps_to_target") for r in rows]
     hit = [v for v in vals if v is not None]
@@ -117,7 +116,9 @@ def _save(fig: Any, title: str, path: Path) -> None:
     figures.save(fig, path, dpi=110)
 
 
-def _line(ax: Any, rows: list[ResultRow], metric: str, label: str, color: str, style: str = "-o") -> None:
+def _line(
+    ax: Any, rows: list[ResultRow[ConditioningParams]], metric: str, label: str, color: str, style: str = "-o"
+) -> None:
     w, v = _points(rows, metric)
     if w.size == 0:
         return
@@ -142,7 +143,9 @@ def _axes(ax: Any, title: str, ylabel: str, legend: str = "inside") -> None:
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
-def _plot_spectrum(groups: dict[Setting, list[ResultRow]], fits: Fits, path: Path) -> None:
+def _plot_spectrum(
+    groups: dict[Setting, list[ResultRow[ConditioningParams]]], fits: Fits, path: Path
+) -> None:
     fig, axes = _figure()
     for i, (s, rows) in enumerate(sorted(groups.items())):
         for ax, m in zip(axes, ("lambda_min", "condition_number"), strict=True):
@@ -152,7 +155,9 @@ def _plot_spectrum(groups: dict[Setting, list[ResultRow]], fits: Fits, path: Pat
     _save(fig, "eNTK Gram spectrum against width (geometric mean over seeds; bars: min–max)", path)
 
 
-def _plot_stability(groups: dict[Setting, list[ResultRow]], fits: Fits, path: Path) -> None:
+def _plot_stability(
+    groups: dict[Setting, list[ResultRow[ConditioningParams]]], fits: Fits, path: Path
+) -> None:
     fig, axes = _figure()
     widths: list[float] = []
     for i, (s, rows) in enumerate(sorted(groups.items())):
@@ -177,7 +182,7 @@ def _plot_stability(groups: dict[Setting, list[ResultRow]], fits: Fits, path: Pa
     _save(fig, "Jacobian stability against width", path)
 
 
-def _plot_convergence(groups: dict[Setting, list[ResultRow]], path: Path) -> None:
+def _plot_convergence(groups: dict[Setting, list[ResultRow[ConditioningParams]]], path: Path) -> None:
     fig, axes = _figure(15.5)
     for i, (s, rows) in enumerate(sorted(groups.items())):
         for key, style, what in (("gd", "-o", "GD"), ("gn", "--s", "Gauss–Newton")):
@@ -200,7 +205,7 @@ def _fmt(value: float | None, spec: str = ".3g") -> str:
     return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
-def _width_table(groups: dict[Setting, list[ResultRow]]) -> Table:
+def _width_table(groups: dict[Setting, list[ResultRow[ConditioningParams]]]) -> Table:
     rows_out: list[tuple[str, ...]] = []
     for s, rows in sorted(groups.items()):
         for w in sorted({_width(r) for r in rows}):
@@ -208,7 +213,7 @@ def _width_table(groups: dict[Setting, list[ResultRow]]) -> Table:
             c = [v for r in at if (v := _value(r, "stability_constant")) is not None]
             meets = sum(1 for r in at if r.metrics.get("meets_stability") is True)
 
-            def mean(metric: str, rs: list[ResultRow] = at) -> float | None:
+            def mean(metric: str, rs: list[ResultRow[ConditioningParams]] = at) -> float | None:
                 vals = [v for r in rs if (v := _value(r, metric)) is not None]
                 return float(np.mean(vals)) if vals else None
 
@@ -248,7 +253,7 @@ def _width_table(groups: dict[Setting, list[ResultRow]]) -> Table:
     )
 
 
-def _slope_table(groups: dict[Setting, list[ResultRow]], fits: Fits) -> Table:
+def _slope_table(groups: dict[Setting, list[ResultRow[ConditioningParams]]], fits: Fits) -> Table:
     rows_out = tuple(
         (
             _name(s),
@@ -265,7 +270,7 @@ def _slope_table(groups: dict[Setting, list[ResultRow]], fits: Fits) -> Table:
     )
 
 
-def _findings(groups: dict[Setting, list[ResultRow]], fits: Fits) -> list[str]:
+def _findings(groups: dict[Setting, list[ResultRow[ConditioningParams]]], fits: Fits) -> list[str]:
     out: list[str] = []
     for s, rows in sorted(groups.items()):
         f = fits[s]
@@ -328,7 +333,7 @@ def _findings(groups: dict[Setting, list[ResultRow]], fits: Fits) -> list[str]:
     return out
 
 
-def _verdict(groups: dict[Setting, list[ResultRow]]) -> tuple[Verdict, str]:
+def _verdict(groups: dict[Setting, list[ResultRow[ConditioningParams]]]) -> tuple[Verdict, str]:
     cells = {
         (s, w): c for s, rows in groups.items() for w, c in _by_width(rows, "stability_constant").items()
     }
@@ -363,19 +368,19 @@ def _layers(model: dict[str, Any] | None) -> str:
     return " → ".join(str(layer.get("layer", layer)) for layer in model.get("layers", [model]))
 
 
-def _settings(rows: list[ResultRow], runs: str) -> tuple[str, ...]:
+def _settings(rows: list[ResultRow[ConditioningParams]], runs: str) -> tuple[str, ...]:
     c = rows[0].config
-    p = c.params
-    probe = "all training inputs" if p.get("probe_rows") is None else f"at most {p.get('probe_rows')} rows"
+    p = rows[0].params
+    probe = "all training inputs" if p.probe_rows is None else f"at most {p.probe_rows} rows"
     return (
         f"Data: {sorted({r.config.data.name for r in rows})}, n_train={c.data.n_train}, options={c.data.options}; "
         "MSE L = (1/(2n))Σ‖f − y‖² on one-hot / scalar targets.",
         f"Model: {_layers(c.model)}; every Dense but the readout has `width` units, the readout one unit per "
         "target column; float64.",
-        f"GD: full batch, η = {p.get('lr_fraction')}·n/λ_max(G_0), budget {c.train.steps} steps. Gauss–Newton: "
-        f"Δθ = −η Jᵀ(Θ + λI)⁻¹(f − y) with η = {p.get('gn_learning_rate')}, λ = {p.get('gn_damping')}·tr(Θ)/(nO), "
-        f"budget {p.get('gn_steps')} steps. Loss target: {p.get('loss_target')} × the initial loss.",
-        f"Jacobian tracked at {p.get('checkpoints')} geometrically spaced checkpoints per trajectory on "
+        f"GD: full batch, η = {p.lr_fraction}·n/λ_max(G_0), budget {c.train.steps} steps. Gauss–Newton: "
+        f"Δθ = −η Jᵀ(Θ + λI)⁻¹(f − y) with η = {p.gn_learning_rate}, λ = {p.gn_damping}·tr(Θ)/(nO), "
+        f"budget {p.gn_steps} steps. Loss target: {p.loss_target} × the initial loss.",
+        f"Jacobian tracked at {p.checkpoints} geometrically spaced checkpoints per trajectory on "
         f"{probe}; "
         "C = 3·max‖J_t − J_0‖₂/√λ_min(G_0) over checkpoints inside R = 3‖y − f_0‖/√λ_min (a lower bound on "
         "Zhang et al.'s constant).",
@@ -386,13 +391,13 @@ def _settings(rows: list[ResultRow], runs: str) -> tuple[str, ...]:
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[ConditioningParams]], figures_dir: Path) -> StudySection:
     """Build the ``conditioning`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
     if not runs.completed:
         return empty_section(study, runs)
-    groups: dict[Setting, list[ResultRow]] = defaultdict(list)
+    groups: dict[Setting, list[ResultRow[ConditioningParams]]] = defaultdict(list)
     for r in runs.completed:
         groups[_setting(r)].append(r)
     fits = {s: {m: _fit(rs, m) for m in FIT_METRICS} for s, rs in groups.items()}

@@ -158,8 +158,8 @@ def train_sequence(
             if rule.target is not None and _accuracy(model, task, "train") >= rule.target:
                 break
             steps = rule.budget - done if rule.target is None else min(rule.check_every, rule.budget - done)
-            args = {**fit_args, "seed": seed + 7919 * i + chunk, "eval_every": steps}
-            res = train.fit(head, task.x_train, task.y_train, steps=steps, **args)
+            args = {**fit_args, "steps": steps, "seed": seed + 7919 * i + chunk, "eval_every": steps}
+            res = train.fit(head, task.x_train, task.y_train, **args)
             done, chunk = done + res.steps_run, chunk + 1
             if res.diverged:
                 out.diverged = f"task {i}: {res.message}"
@@ -229,10 +229,6 @@ def _summary(key: str, seq: SequenceResult) -> dict[str, MetricValue]:
     }
 
 
-def _lambda_max(kernel: torch.Tensor) -> float:
-    return float(torch.linalg.eigvalsh(kernel.to(torch.float64))[-1])
-
-
 @register
 class ContinualStudy(Study):
     """Forgetting against width in two training regimes (Mirzadeh et al. 2022; Wenger et al. 2023)."""
@@ -274,22 +270,20 @@ class ContinualStudy(Study):
         )
         x0 = tasks[0].x_train
         n0 = x0.shape[0]
-        lam = _lambda_max(empirical_ntk(net, x0, outputs="trace") / n_classes)
+        ntk0 = (empirical_ntk(net, x0, outputs="trace") / n_classes).to(torch.float64)
+        eig0 = torch.linalg.eigvalsh(ntk0)
+        lam = float(eig0[-1])
         spectral = p.lr_fraction is not None and tc.optimizer in ("gd", "sgd")
-        lr = (p.lr_fraction or 0.5) * n0 / lam if spectral else tc.learning_rate
+        lr = (
+            train.spectral_learning_rate(ntk0, p.lr_fraction or 0.5, n=n0, eigenvalues=eig0)
+            if spectral
+            else tc.learning_rate
+        )
         if p.regime == "converged":
             rule = StopRule(p.converged_accuracy, tc.steps, p.check_every)
         else:
             rule = StopRule(p.early_accuracy, p.early_steps, p.check_every)
-        fit_args: dict[str, Any] = {
-            "learning_rate": lr,
-            "loss": "mse",
-            "optimizer": tc.optimizer,
-            "batch_size": tc.batch_size,
-            "momentum": tc.momentum,
-            "weight_decay": tc.weight_decay,
-            "seed": config.seed,
-        }
+        fit_args = tc.fit_kwargs(learning_rate=lr, seed=config.seed)
         lin = train.linearize(net) if p.linearized else None
         results = {"net": train_sequence(net, tasks, rule, fit_args)}
         if lin is not None:
@@ -310,7 +304,7 @@ class ContinualStudy(Study):
                 f0, m["kernel_f0_jitter"] = sample_prior_outputs(kern.nngp, n_classes, config.seed)
             else:
                 f0 = torch.zeros(theta.shape[0], n_classes, dtype=torch.float64)
-            lr_inf = (p.lr_fraction or 0.5) * n0 / _lambda_max(theta[:n0, :n0])
+            lr_inf = train.spectral_learning_rate(theta[:n0, :n0], p.lr_fraction or 0.5, n=n0)
             scale = 1.0 / (1.0 - tc.momentum) if tc.optimizer in ("gd", "sgd") else 1.0
             results["ntk"] = kernel_sequence(theta, tasks, rule, lr_inf, f0, scale)
             m["kernel_learning_rate"] = lr_inf

@@ -27,6 +27,7 @@ from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, tally
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.continual import ContinualParams
 
 TOLERANCE = 0.005  # forgetting change per doubling of width below which width "does not matter"
 MODEL_NAMES: dict[str, str] = {"net": "network", "lin": "linearized net", "ntk": "NTK (∞ width, closed form)"}
@@ -64,26 +65,22 @@ def helps(fit: LinearFit) -> bool:
     return fit.slope < -max(TOLERANCE, 2 * se)
 
 
-def _setting(row: ResultRow) -> Setting:
-    p = row.config.params
-    return (
-        str(p.get("task_type", "split")),
-        str(p.get("parametrization", "ntk")),
-        str(p.get("regime", "converged")),
-    )
+def _setting(row: ResultRow[ContinualParams]) -> Setting:
+    p = row.params
+    return str(p.task_type), str(p.parametrization), str(p.regime)
 
 
-def _width(row: ResultRow) -> int:
-    return int(row.config.params.get("width", 256))
+def _width(row: ResultRow[ContinualParams]) -> int:
+    return int(row.params.width)
 
 
-def _points(rows: list[ResultRow], metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _points(rows: list[ResultRow[ContinualParams]], metric: str) -> tuple[np.ndarray, np.ndarray]:
     pairs = [(_width(r), r.metrics.get(metric)) for r in rows]
     good = [(w, float(v)) for w, v in pairs if isinstance(v, int | float) and math.isfinite(v)]
     return np.array([w for w, _ in good], dtype=float), np.array([v for _, v in good], dtype=float)
 
 
-def _fits(rows: list[ResultRow]) -> dict[str, LinearFit | None]:
+def _fits(rows: list[ResultRow[ContinualParams]]) -> dict[str, LinearFit | None]:
     return {k: fit_log2(*_points(rows, f"forgetting_{k}")) for k in MODEL_NAMES}
 
 
@@ -98,7 +95,7 @@ def _name(s: Setting) -> str:
     return f"{s[0]} tasks, {s[1]} parametrization, {s[2].replace('_', '-')}"
 
 
-def _mean_at(rows: list[ResultRow], metric: str, width: int) -> float:
+def _mean_at(rows: list[ResultRow[ContinualParams]], metric: str, width: int) -> float:
     vals = [
         float(v) for r in rows if _width(r) == width and isinstance(v := r.metrics.get(metric), int | float)
     ]
@@ -106,7 +103,11 @@ def _mean_at(rows: list[ResultRow], metric: str, width: int) -> float:
 
 
 def _plot(
-    groups: dict[Setting, list[ResultRow]], metric: str, ylabel: str, path: Path, keys: tuple[str, ...]
+    groups: dict[Setting, list[ResultRow[ContinualParams]]],
+    metric: str,
+    ylabel: str,
+    path: Path,
+    keys: tuple[str, ...],
 ) -> None:
 
     types = sorted({s[0] for s in groups}) or ["no completed"]
@@ -171,7 +172,7 @@ def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict,
     return "not supported", f"Verdict: not supported — {details}."
 
 
-def _convergence_finding(s: Setting, rows: list[ResultRow]) -> str | None:
+def _convergence_finding(s: Setting, rows: list[ResultRow[ContinualParams]]) -> str | None:
     targets = {r.metrics.get("target_accuracy") for r in rows}
     target = next(iter(targets)) if len(targets) == 1 else None
     if not isinstance(target, int | float):
@@ -188,29 +189,25 @@ def _convergence_finding(s: Setting, rows: list[ResultRow]) -> str | None:
     )
 
 
-def _settings_text(rows: list[ResultRow], runs_summary: str) -> tuple[str, ...]:
+def _settings_text(rows: list[ResultRow[ContinualParams]], runs_summary: str) -> tuple[str, ...]:
     c = rows[0].config
-    p = c.params
+    p = rows[0].params
     widths = sorted({_width(r) for r in rows})
     seeds = sorted({r.config.seed for r in rows})
-    lr = (
-        f"η = {p.get('lr_fraction')}·n/λ_max(Θ_0)"
-        if p.get("lr_fraction") is not None
-        else "train.learning_rate"
-    )
+    lr = f"η = {p.lr_fraction}·n/λ_max(Θ_0)" if p.lr_fraction is not None else "train.learning_rate"
     return (
         f"Data: {c.data.name}, n_train={c.data.n_train}, n_test={c.data.n_test}; split tasks of "
-        f"{p.get('classes_per_task')} classes with one masked head each (task-incremental); permuted tasks "
-        f"({p.get('n_tasks')}) share one head over all classes, task 0 unpermuted.",
+        f"{p.classes_per_task} classes with one masked head each (task-incremental); permuted tasks "
+        f"({p.n_tasks}) share one head over all classes, task 0 unpermuted.",
         f"Model: {'the study default (ReLU MLP, one hidden layer)' if c.model is None else c.model}; float64.",
         f"Training: MSE on one-hot targets, {c.train.optimizer} (momentum {c.train.momentum}; {lr} for GD/SGD); "
         "converged = train to training "
-        f"accuracy ≥ {p.get('converged_accuracy')} or {c.train.steps} steps per task; early-stopped = "
-        f"{p.get('early_steps')} steps per task"
-        + (f" or training accuracy {p.get('early_accuracy')}" if p.get("early_accuracy") is not None else "")
-        + f"; accuracy checked every {p.get('check_every')} steps.",
+        f"accuracy ≥ {p.converged_accuracy} or {c.train.steps} steps per task; early-stopped = "
+        f"{p.early_steps} steps per task"
+        + (f" or training accuracy {p.early_accuracy}" if p.early_accuracy is not None else "")
+        + f"; accuracy checked every {p.check_every} steps.",
         "Kernel predictions: the linearized net trained the same way, and the infinite-width NTK in closed form "
-        f"(f_0 {'one NNGP prior draw per seed' if p.get('kernel_f0', 'sample') == 'sample' else '= 0, the mean'}; "
+        f"(f_0 {'one NNGP prior draw per seed' if p.kernel_f0 == 'sample' else '= 0, the mean'}; "
         "gradient flow at (lr_fraction or 0.5)·n/λ_max(Θ_∞), steps counted 1/(1−momentum) times, same stopping "
         "rule).",
         f"Grid: widths {widths}; seeds {seeds}; settings {sorted({_name(_setting(r)) for r in rows})}.",
@@ -220,15 +217,15 @@ def _settings_text(rows: list[ResultRow], runs_summary: str) -> tuple[str, ...]:
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[ContinualParams]], figures_dir: Path) -> StudySection:
     """Build the ``continual`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
     if not runs.completed:
         return empty_section(study, runs)
     # "converged" means converged: nets that missed the target within the budget are reported, not fitted
-    groups: dict[Setting, list[ResultRow]] = defaultdict(list)
-    missed: dict[Setting, list[ResultRow]] = defaultdict(list)
+    groups: dict[Setting, list[ResultRow[ContinualParams]]] = defaultdict(list)
+    missed: dict[Setting, list[ResultRow[ContinualParams]]] = defaultdict(list)
     for r in runs.completed:
         s = _setting(r)
         (missed if s[2] == "converged" and r.metrics.get("reached_target_net") is False else groups)[

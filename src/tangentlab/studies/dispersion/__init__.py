@@ -151,10 +151,9 @@ def _trainability(p: DispersionParams, config: RunConfig, net_desc: arch.Layer) 
         ds.input_shape, parametrization=p.parametrization, seed=config.seed, dtype=torch.float64
     )
     theta = empirical_ntk(net, x, outputs="trace").to(torch.float64)
-    lam_max = float(torch.linalg.eigvalsh(theta)[-1])
     with torch.no_grad():
         loss0 = 0.5 * float(((net(x) - y) ** 2).mean())
-    lr = p.lr_fraction * x.shape[0] / lam_max
+    lr = train.spectral_learning_rate(theta, p.lr_fraction)
     res = train.fit(net, x, y, steps=config.train.steps, learning_rate=lr, loss="mse", optimizer="gd")
     ratio = res.final_train_loss / loss0 if loss0 > 0 else math.nan
     return {

@@ -27,6 +27,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from tangentlab import arch
+
 Fn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -104,18 +106,25 @@ def batched_dense_ntk(
     return DenseNTK(k_w, k_b)
 
 
-def multipliers(parametrization: str, sigma_w2: float, sigma_b2: float, fan_in: int) -> tuple[float, float]:
-    """``(m_w, m_b)`` of a Dense layer, with ``W ~ N(0, sigma_w2 / (fan_in m_w^2))``, ``b ~ N(0, sigma_b2 / m_b^2)``.
-
-    ``"ntk"``: ``m_w = sigma_w / sqrt(fan_in)``, ``m_b = sigma_b`` (unit-variance W, b); ``"standard"``: ``m_w =
-    m_b = 1`` (as :mod:`tangentlab.arch` defines them). The forward pass is the same in law; only the gradients
-    (and so the NTK) differ.
-    """
-    if parametrization == "ntk":
-        return (sigma_w2 / fan_in) ** 0.5, sigma_b2**0.5
-    if parametrization == "standard":
-        return 1.0, 1.0
-    raise ValueError(f"parametrization: expected 'ntk' or 'standard', got {parametrization!r}")
+def layer_scales(
+    parametrization: str, sigma_w2: float, sigma_b2: float, dims: Sequence[int]
+) -> list[arch.Scales]:
+    """The multipliers and init variances of the net ``dims[0] -> dims[1] -> ... -> dims[-1]`` (every layer with
+    ``sigma_w2``, ``sigma_b2``) from :func:`tangentlab.arch.layer_scales`, the one parametrization table: the first
+    layer has the role ``"input"``, the last ``"readout"``, the others ``"hidden"``. In law the forward pass is the
+    same under every parametrization; the gradients (and so the NTK) differ."""
+    last = len(dims) - 2
+    return [
+        arch.layer_scales(
+            parametrization,
+            "input" if i == 0 else "readout" if i == last else "hidden",
+            sigma_w2**0.5,
+            sigma_b2**0.5,
+            fan_in,
+            fan_out,
+        )
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(dims))
+    ]
 
 
 def sample_dense_ntk(
@@ -139,19 +148,25 @@ def sample_dense_ntk(
     dims = [int(x.shape[1]), *(int(w) for w in widths), 1]
     per_net = 8 * sum(a * b for a, b in itertools.pairwise(dims))
     chunk = max(1, min(n_nets, chunk_bytes // per_net))
+    scales = layer_scales(parametrization, sigma_w2, sigma_b2, dims)
     parts_w, parts_b = [], []
     for start in range(0, n_nets, chunk):
         n = min(chunk, n_nets - start)
-        ws, bs, mws, mbs = [], [], [], []
-        for fan_in, fan_out in itertools.pairwise(dims):
-            mw, mb = multipliers(parametrization, sigma_w2, sigma_b2, fan_in)
-            sd_w = (sigma_w2 / fan_in) ** 0.5 / mw
-            sd_b = sigma_b2**0.5 / mb if mb > 0 else 0.0
+        ws, bs = [], []
+        for s, (fan_in, fan_out) in zip(scales, itertools.pairwise(dims), strict=True):
+            sd_w = s.v_w**0.5
+            sd_b = s.v_b**0.5 if s.m_b > 0 else 0.0
             ws.append(sd_w * torch.randn(n, fan_out, fan_in, generator=generator, dtype=torch.float64))
             bs.append(sd_b * torch.randn(n, fan_out, generator=generator, dtype=torch.float64))
-            mws.append(mw)
-            mbs.append(mb)
-        part = batched_dense_ntk(ws, bs, x, weight_scale=mws, bias_scale=mbs, phi=phi, dphi=dphi)
+        part = batched_dense_ntk(
+            ws,
+            bs,
+            x,
+            weight_scale=[s.m_w for s in scales],
+            bias_scale=[s.m_b for s in scales],
+            phi=phi,
+            dphi=dphi,
+        )
         parts_w.append(part.weight_layers)
         parts_b.append(part.bias)
     return DenseNTK(torch.cat(parts_w), torch.cat(parts_b))
@@ -222,10 +237,12 @@ def kernel_variants(
     - ``"ntk_unit_bias"``: ``K_w^ntk + K_b``, bias gradients with unit scale (Hanin & Nica's ``K = K_w + K_b``);
     - ``"bias"``: ``K_b`` alone.
     """
-    k_ntk_w = parts.weight([(sigma_w2 / n) ** 0.5 for n in fan_ins])
+    dims = [*fan_ins, 1]
+    k_ntk_w = parts.weight([s.m_w for s in layer_scales("ntk", sigma_w2, sigma_b2, dims)])
     return {
         "ntk": k_ntk_w + sigma_b2 * parts.bias,
-        "standard": parts.weight([1.0] * len(fan_ins)) + parts.bias,
+        "standard": parts.weight([s.m_w for s in layer_scales("standard", sigma_w2, sigma_b2, dims)])
+        + parts.bias,
         "ntk_unit_bias": k_ntk_w + parts.bias,
         "bias": parts.bias,
     }

@@ -25,6 +25,7 @@ from tangentlab.report import figures
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.dispersion import DispersionParams
 from tangentlab.studies.dispersion.kernels import dispersion
 
 CHI_TOL = 0.02
@@ -37,10 +38,6 @@ KERNEL_NAMES = {
     "ntk_unit_bias": "NTK param. + unit-scale bias grads",
     "bias": "bias part K_b",
 }
-
-
-def _p(row: ResultRow, key: str, default: Any = None) -> Any:
-    return row.config.params.get(key, default)
 
 
 def phase(chi: float) -> str:
@@ -81,33 +78,37 @@ def beta_fit(
     return slope, float(lo), float(hi), betas, logs
 
 
-def _hn_points(rows: list[ResultRow], kernel: str) -> dict[int, list[tuple[float, np.ndarray]]]:
+def _hn_points(
+    rows: list[ResultRow[DispersionParams]], kernel: str
+) -> dict[int, list[tuple[float, np.ndarray]]]:
     pooled: dict[tuple[int, int], list[np.ndarray]] = defaultdict(list)
     for r in rows:
         if (
-            _p(r, "activation", "relu") == "relu"
-            and abs(float(_p(r, "sigma_w2", 2.0)) - 2.0) < 1e-9
-            and float(_p(r, "sigma_b2", 0.0)) == 0.0
+            r.params.activation == "relu"
+            and abs(float(r.params.sigma_w2) - 2.0) < 1e-9
+            and float(r.params.sigma_b2) == 0.0
         ):
-            pooled[(int(_p(r, "width", 100)), int(_p(r, "depth", 10)))].append(r.artifact(f"diag_{kernel}"))
+            pooled[(int(r.params.width), int(r.params.depth))].append(r.artifact(f"diag_{kernel}"))
     out: dict[int, list[tuple[float, np.ndarray]]] = defaultdict(list)
     for (w, d), arrs in sorted(pooled.items()):
         out[w].append((d / w, np.concatenate(arrs)))
     return out
 
 
-def _depth_slopes(rows: list[ResultRow], kernel: str, width: int, sb2: float) -> dict[tuple[str, float], Any]:
+def _depth_slopes(
+    rows: list[ResultRow[DispersionParams]], kernel: str, width: int, sb2: float
+) -> dict[tuple[str, float], Any]:
     """Per (activation, sigma_w2): (phase, exponent-in-beta slope, {depth: mean log ratio})."""
     cells: dict[tuple[str, float], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     chis: dict[tuple[str, float], float] = {}
     for r in rows:
-        if int(_p(r, "width", 100)) != width or float(_p(r, "sigma_b2", 0.0)) != sb2:
+        if int(r.params.width) != width or float(r.params.sigma_b2) != sb2:
             continue
         v = r.metrics.get(f"{kernel}_diag_log_ratio")
         if not isinstance(v, int | float):
             continue
-        key = (str(_p(r, "activation", "relu")), float(_p(r, "sigma_w2", 2.0)))
-        cells[key][int(_p(r, "depth", 10))].append(float(v))
+        key = (str(r.params.activation), float(r.params.sigma_w2))
+        cells[key][int(r.params.depth)].append(float(v))
         chis[key] = float(r.metrics["chi"])  # type: ignore[arg-type]
     out: dict[tuple[str, float], Any] = {}
     for key, by_depth in cells.items():
@@ -174,7 +175,7 @@ def _plot_beta(points: dict[int, list[tuple[float, np.ndarray]]], fit: tuple[Any
     figures.save(fig, path, dpi=110)
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: Path) -> StudySection:
     """Build the ``dispersion`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     done = [r for r in rows if r.status == "done"]
@@ -184,9 +185,9 @@ def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySect
         return StudySection(
             **base, verdict="inconclusive", findings=(f"No completed runs ({n_failed} failed).",)
         )
-    widths = [int(_p(r, "width", 100)) for r in done]
+    widths = [int(r.params.width) for r in done]
     width = max(set(widths), key=widths.count)
-    sb2 = min(float(_p(r, "sigma_b2", 0.0)) for r in done)
+    sb2 = min(float(r.params.sigma_b2) for r in done)
     slopes = {k: _depth_slopes(done, k, width, sb2) for k in ("ntk", "standard")}
     figures: list[Path] = []
     findings: list[str] = []
@@ -290,10 +291,10 @@ def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySect
     )
     c = done[0].config
     settings = (
-        f"{len(done)} runs; widths {sorted(set(widths))}; n_inits per run {_p(done[0], 'n_inits', 500)}; "
-        f"input_dim {_p(done[0], 'input_dim', 100)}, input_norm {_p(done[0], 'input_norm', 1.0)}.",
+        f"{len(done)} runs; widths {sorted(set(widths))}; n_inits per run {done[0].params.n_inits}; "
+        f"input_dim {done[0].params.input_dim}, input_norm {done[0].params.input_norm}.",
         f"Trainability: GD for {c.train.steps} steps on {c.data.name} (n_train={c.data.n_train}), "
-        f"η = {_p(done[0], 'lr_fraction', 0.5)}·n/λ_max(Θ_0).",
+        f"η = {done[0].params.lr_fraction}·n/λ_max(Θ_0).",
         f"Phases from χ = σ_w² E[φ'(z)²] at the NNGP fixed point (EOC within ±{CHI_TOL}).",
     )
     return StudySection(

@@ -216,23 +216,13 @@ class EquivalenceStudy(Study):
         preds["lin"] = out_lin.reshape(yt.shape)
         m.update(_solve_record("lin", info_lin))
 
-        lam_max = float(torch.linalg.eigvalsh(entk_xx)[-1])
-        gd_lr = (p.lr_fraction or 1.0) * n / lam_max
+        eig = torch.linalg.eigvalsh(entk_xx)
+        lam_max = float(eig[-1])
+        gd_lr = train.spectral_learning_rate(entk_xx, p.lr_fraction or 1.0, n=n, eigenvalues=eig)
         use_spectral = tc.optimizer in ("gd", "sgd") and p.lr_fraction is not None
         lr = gd_lr if use_spectral else tc.learning_rate
         res = train.fit(
-            net,
-            x,
-            y,
-            steps=tc.steps,
-            learning_rate=lr,
-            loss="mse",
-            optimizer=tc.optimizer,
-            batch_size=tc.batch_size,
-            momentum=tc.momentum,
-            weight_decay=tc.weight_decay,
-            seed=config.seed,
-            eval_every=max(1, tc.steps // 10),
+            net, x, y, **tc.fit_kwargs(learning_rate=lr, seed=config.seed, eval_every=max(1, tc.steps // 10))
         )
         with torch.no_grad():
             preds["net"] = None if res.diverged else net(xt).reshape(yt.shape)

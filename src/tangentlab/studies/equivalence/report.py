@@ -31,6 +31,7 @@ from tangentlab.report import figures
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.equivalence import EquivalenceParams
 
 R_MATCH = 0.5
 GAP_TOL = 0.02
@@ -55,16 +56,15 @@ Curve = dict[int, float]
 UNDERTRAINED_LOSS = 0.01  # median final MSE training loss above which the report flags the nets
 
 
-def _depth(row: ResultRow) -> int:
-    return int(row.config.params.get("depth", 1))
+def _depth(row: ResultRow[EquivalenceParams]) -> int:
+    return int(row.params.depth)
 
 
-def _kernel_key(row: ResultRow) -> KernelKey:
-    p = row.config.params
-    return row.config.data.name, int(p.get("width", 256)), str(p.get("parametrization", "ntk"))
+def _kernel_key(row: ResultRow[EquivalenceParams]) -> KernelKey:
+    return row.config.data.name, int(row.params.width), str(row.params.parametrization)
 
 
-def _net_key(row: ResultRow) -> NetKey:
+def _net_key(row: ResultRow[EquivalenceParams]) -> NetKey:
     return (*_kernel_key(row), row.config.train.optimizer)
 
 
@@ -73,12 +73,12 @@ def _setting_name(key: tuple[Any, ...]) -> str:
     return text + (f", {OPT_NAMES.get(key[3], key[3])}" if len(key) > 3 else "")
 
 
-def _value(row: ResultRow, metric: str) -> float | None:
+def _value(row: ResultRow[EquivalenceParams], metric: str) -> float | None:
     v = row.metrics.get(metric)
     return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
 
-def _curves(rows: list[ResultRow], key_fn: Any, method: str) -> dict[Any, Curve]:
+def _curves(rows: list[ResultRow[EquivalenceParams]], key_fn: Any, method: str) -> dict[Any, Curve]:
     """Seed- (and, for kernels, optimizer-) averaged error of ``method`` per key and depth."""
     acc: dict[Any, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     for r in rows:
@@ -234,21 +234,21 @@ def _verdict(
     return verdict, f"Verdict: {verdict} — {c1}; {c2}."
 
 
-def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[str, ...]:
+def _settings(rows: list[ResultRow[EquivalenceParams]], n_failed: int, n_diverged: int) -> tuple[str, ...]:
     c = rows[0].config
-    p = c.params
+    p = rows[0].params
     solvers = Counter(str(r.metrics.get(f"solver_{m}")) for r in rows for m in KERNELS)
     conds = [v for r in rows for m in ("ntk", "nngp", "entk") if (v := _value(r, f"cond_{m}")) is not None]
-    frac = p.get("lr_fraction", 0.5)
+    frac = p.lr_fraction
     gd_rule = f"η = {frac}·n/λ_max(eNTK_0)" if frac is not None else f"η = {c.train.learning_rate}"
-    ridges = sorted({float(r.config.params.get("ridge", 0.0)) for r in rows})
+    ridges = sorted({float(r.params.ridge) for r in rows})
     return (
         f"Data: {sorted({r.config.data.name for r in rows})}, n_train={c.data.n_train}, n_test={c.data.n_test}, "
         f"target {c.data.target or 'onehot'} (MSE), standardize {c.data.standardize}.",
-        f"Model: depth × [Dense(width, σ_w={p.get('sigma_w', math.sqrt(2)):.4g}, σ_b={p.get('sigma_b', 0.0)}) → "
+        f"Model: depth × [Dense(width, σ_w={p.sigma_w:.4g}, σ_b={p.sigma_b}) → "
         "ReLU] → Dense readout; float64.",
-        f"Grid: depths {sorted({_depth(r) for r in rows})}; widths {sorted({int(r.config.params['width']) for r in rows})}; "
-        f"parametrizations {sorted({str(r.config.params['parametrization']) for r in rows})}; optimizers "
+        f"Grid: depths {sorted({_depth(r) for r in rows})}; widths {sorted({int(r.params.width) for r in rows})}; "
+        f"parametrizations {sorted({str(r.params.parametrization) for r in rows})}; optimizers "
         f"{sorted({r.config.train.optimizer for r in rows})}; seeds {sorted({r.config.seed for r in rows})}.",
         f"Training: full batch, {c.train.steps} steps; GD {gd_rule}; Adam lr = {c.train.learning_rate}.",
         f"Kernel solves: ridge {ridges} × mean training-kernel diagonal; solvers used {dict(solvers)}; largest "
@@ -257,7 +257,7 @@ def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[st
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[EquivalenceParams]], figures_dir: Path) -> StudySection:
     """Build the ``equivalence`` report section and write its figure into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     done = [r for r in rows if r.status == "done"]

@@ -209,19 +209,7 @@ class EvolutionStudy(Study):
         steps = tuple(sorted({0, *(s for s in steps if 0 <= s <= tc.steps)}))
         snaps = train.Snapshots(steps=steps, probe=probe, ntk=True, outputs=False, hooks=(hook,))
         res = train.fit(
-            net,
-            x,
-            y,
-            steps=tc.steps,
-            learning_rate=tc.learning_rate,
-            loss=tc.loss,
-            optimizer=tc.optimizer,
-            batch_size=tc.batch_size,
-            momentum=tc.momentum,
-            weight_decay=tc.weight_decay,
-            seed=config.seed,
-            eval_every=max(1, tc.steps // 10),
-            snapshots=snaps,
+            net, x, y, **tc.fit_kwargs(seed=config.seed, eval_every=max(1, tc.steps // 10), snapshots=snaps)
         )
         good = [s for s in res.snapshots if s.ntk is not None and bool(torch.isfinite(s.ntk).all())]
         kernels = [s.ntk for s in good if s.ntk is not None]

@@ -11,6 +11,7 @@ import numpy as np
 
 from tangentlab.report import figures
 from tangentlab.studies._base import ResultRow
+from tangentlab.studies.evolution import EvolutionParams
 
 MODEL_NAMES: dict[str, str] = {"mlp": "MLP", "cnn": "CNN", "deep_mlp": "deep MLP"}
 
@@ -22,15 +23,15 @@ def phase(sigma_w2: float) -> str:
     return "ordered" if sigma_w2 < 2.0 else "chaotic"
 
 
-def sigma_w2(row: ResultRow) -> float:
-    return float(row.config.params.get("sigma_w2", 2.0))
+def sigma_w2(row: ResultRow[EvolutionParams]) -> float:
+    return float(row.params.sigma_w2)
 
 
-def model_kind(row: ResultRow) -> str:
-    return str(row.config.params.get("model_kind", "mlp"))
+def model_kind(row: ResultRow[EvolutionParams]) -> str:
+    return str(row.params.model_kind)
 
 
-def model_label(row: ResultRow) -> str:
+def model_label(row: ResultRow[EvolutionParams]) -> str:
     return f"{MODEL_NAMES.get(model_kind(row), model_kind(row))} (depth {row.metrics.get('depth')})"
 
 
@@ -38,7 +39,7 @@ def _colors(values: Sequence[float]) -> dict[float, str]:
     return {v: f"C{i}" for i, v in enumerate(sorted(set(values)))}
 
 
-def plot_dynamics(rows: list[ResultRow], dataset: str, path: Path) -> None:
+def plot_dynamics(rows: list[ResultRow[EvolutionParams]], dataset: str, path: Path) -> None:
     """Per model (columns): S(0, t), velocity, block ratios and alignment (rows) against step + 1 (log axis)."""
     kinds = sorted({model_kind(r) for r in rows}, key=lambda k: list(MODEL_NAMES).index(k))
     fig, axes = figures.subplots(4, len(kinds), figsize=(5 * len(kinds), 13), squeeze=False)
@@ -79,7 +80,7 @@ def plot_dynamics(rows: list[ResultRow], dataset: str, path: Path) -> None:
     figures.save(fig, path, dpi=100)
 
 
-def plot_after_kernel(rows: list[ResultRow], path: Path) -> None:
+def plot_after_kernel(rows: list[ResultRow[EvolutionParams]], path: Path) -> None:
     """After-kernel regression accuracy (solid) vs the net's own test accuracy (dashed), per dataset and model."""
     datasets = sorted({r.config.data.name for r in rows})
     kinds = sorted({model_kind(r) for r in rows}, key=lambda k: list(MODEL_NAMES).index(k))
@@ -124,7 +125,7 @@ def plot_after_kernel(rows: list[ResultRow], path: Path) -> None:
     figures.save(fig, path, dpi=100)
 
 
-def plot_heatmaps(rows: list[ResultRow], path: Path) -> None:
+def plot_heatmaps(rows: list[ResultRow[EvolutionParams]], path: Path) -> None:
     """log10 |Θ| / mean diag of the probe kernel (sorted by class) at init and at the end, one column per run."""
     runs = sorted(rows, key=sigma_w2)
     fig, axes = figures.subplots(2, len(runs), figsize=(3.6 * len(runs), 7), squeeze=False)

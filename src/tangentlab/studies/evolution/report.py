@@ -25,12 +25,12 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, finite_mean, tally
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.evolution import EvolutionParams
 from tangentlab.studies.evolution.figures import (
     model_kind,
     model_label,
@@ -49,18 +49,20 @@ CONSTANT_SPREAD = 3.0
 Group = tuple[str, str]  # (dataset, model_kind)
 
 
-def _by_sigma(rows: list[ResultRow]) -> dict[float, list[ResultRow]]:
-    out: dict[float, list[ResultRow]] = defaultdict(list)
+def _by_sigma(rows: list[ResultRow[EvolutionParams]]) -> dict[float, list[ResultRow[EvolutionParams]]]:
+    out: dict[float, list[ResultRow[EvolutionParams]]] = defaultdict(list)
     for r in rows:
         out[sigma_w2(r)].append(r)
     return dict(sorted(out.items()))
 
 
-def _group_name(g: Group, rows: list[ResultRow]) -> str:
+def _group_name(g: Group, rows: list[ResultRow[EvolutionParams]]) -> str:
     return f"{g[0]}, {model_label(rows[0])}"
 
 
-def _judge_runs(rows: list[ResultRow], keys: tuple[str, ...], ok: Callable[..., bool]) -> tuple[int, int]:
+def _judge_runs(
+    rows: list[ResultRow[EvolutionParams]], keys: tuple[str, ...], ok: Callable[..., bool]
+) -> tuple[int, int]:
     """(passed, judged): the runs whose metrics ``keys`` are all numbers, and how many of them ``ok`` accepts."""
     values = [[r.metrics.get(k) for k in keys] for r in rows]
     judged = [v for v in values if all(isinstance(x, int | float) for x in v)]
@@ -76,7 +78,7 @@ def _outcome(passed: int, total: int) -> Verdict:
 ORDERED_METRIC = "kernel_distance_centered_final"
 
 
-def _ordered_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[str]]:
+def _ordered_claim(groups: dict[Group, list[ResultRow[EvolutionParams]]]) -> tuple[Verdict, list[str]]:
     deep = {g: rs for g, rs in groups.items() if g[1] == "deep_mlp"}
     judged = deep or groups
     passed = total = 0
@@ -124,7 +126,7 @@ def _ordered_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[
     return verdict, [head, *lines]
 
 
-def _velocity_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[str]]:
+def _velocity_claim(groups: dict[Group, list[ResultRow[EvolutionParams]]]) -> tuple[Verdict, list[str]]:
     passed = total = 0
     lines = []
     for g, rows in sorted(groups.items()):
@@ -148,7 +150,7 @@ def _velocity_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list
     return verdict, [head, *lines]
 
 
-def _after_kernel_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, list[str]]:
+def _after_kernel_claim(groups: dict[Group, list[ResultRow[EvolutionParams]]]) -> tuple[Verdict, list[str]]:
     passed = total = 0
     lines = []
     for g, rows in sorted(groups.items()):
@@ -172,7 +174,7 @@ def _after_kernel_claim(groups: dict[Group, list[ResultRow]]) -> tuple[Verdict, 
     return verdict, [head, *lines]
 
 
-def _block_lines(groups: dict[Group, list[ResultRow]]) -> list[str]:
+def _block_lines(groups: dict[Group, list[ResultRow[EvolutionParams]]]) -> list[str]:
     lines = []
     for g, rows in sorted(groups.items()):
         parts = []
@@ -189,7 +191,7 @@ def _block_lines(groups: dict[Group, list[ResultRow]]) -> list[str]:
     return lines
 
 
-def _table(groups: dict[Group, list[ResultRow]]) -> Table:
+def _table(groups: dict[Group, list[ResultRow[EvolutionParams]]]) -> Table:
     header = (
         "dataset",
         "model",
@@ -210,7 +212,7 @@ def _table(groups: dict[Group, list[ResultRow]]) -> Table:
     for g, rows in sorted(groups.items()):
         for s, rs in _by_sigma(rows).items():
 
-            def f(key: str, fmt: str = ".3g", rs: list[ResultRow] = rs) -> str:
+            def f(key: str, fmt: str = ".3g", rs: list[ResultRow[EvolutionParams]] = rs) -> str:
                 v = finite_mean(rs, key)
                 return format(v, fmt) if math.isfinite(v) else "n/a"
 
@@ -236,29 +238,29 @@ def _table(groups: dict[Group, list[ResultRow]]) -> Table:
     return Table(caption="Per setting (means over seeds)", header=header, rows=tuple(out))
 
 
-def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[str, ...]:
+def _settings(rows: list[ResultRow[EvolutionParams]], n_failed: int, n_diverged: int) -> tuple[str, ...]:
     c = rows[0].config
-    p: dict[str, Any] = c.params
+    p = rows[0].params
     return (
         f"Data: {sorted({r.config.data.name for r in rows})}, n_train={c.data.n_train}, n_test={c.data.n_test}; "
         "one-hot targets; inputs standardised; CNN inputs as images.",
-        f"Models: {sorted({model_label(r) for r in rows})}; MLP widths {sorted({int(r.config.params['width']) for r in rows})}, "
-        f"CNN channels {sorted({int(r.config.params['channels']) for r in rows})}; ReLU, σ_b=0, every weight layer σ_w² (grid {sorted({sigma_w2(r) for r in rows})}); "
-        f"{p.get('parametrization')} parametrization; float64.",
+        f"Models: {sorted({model_label(r) for r in rows})}; MLP widths {sorted({int(r.params.width) for r in rows})}, "
+        f"CNN channels {sorted({int(r.params.channels) for r in rows})}; ReLU, σ_b=0, every weight layer σ_w² (grid {sorted({sigma_w2(r) for r in rows})}); "
+        f"{p.parametrization} parametrization; float64.",
         f"Training: {c.train.optimizer}, lr {c.train.learning_rate}, {c.train.loss}, {c.train.steps} steps, "
         f"batch {c.train.batch_size or 'full'}; seeds {sorted({r.config.seed for r in rows})}.",
-        f"Snapshots: {p.get('n_snapshots')} (step 0 + log-spaced) of the trace eNTK on a probe of "
-        f"{p.get('probe_per_class')} training examples per class; after kernel: kernel regression on the first "
-        f"{p.get('after_kernel_train')} training examples (relative ridge {p.get('ridge')}), scored on the test set.",
+        f"Snapshots: {p.n_snapshots} (step 0 + log-spaced) of the trace eNTK on a probe of "
+        f"{p.probe_per_class} training examples per class; after kernel: kernel regression on the first "
+        f"{p.after_kernel_train} training examples (relative ridge {p.ridge}), scored on the test set.",
         f"Velocity: the angle arccos(1 − S(t_i, t_(i+1))) the kernel turns, per step, between consecutive snapshots "
         "(Fort et al. use S/dt at a fixed dt; on log-spaced snapshots S/dt grows with the interval); late = intervals starting after "
-        f"{p.get('late_fraction')} of training. Thresholds: transient ≥ {TRANSIENT_FACTOR:g}× late median, late "
+        f"{p.late_fraction} of training. Thresholds: transient ≥ {TRANSIENT_FACTOR:g}× late median, late "
         f"max/min ≤ {CONSTANT_SPREAD:g}.",
         f"Runs: {len(rows)} completed, {n_diverged} diverged (left out), {n_failed} failed.",
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[EvolutionParams]], figures_dir: Path) -> StudySection:
     """Build the ``evolution`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
@@ -266,7 +268,7 @@ def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySect
     base = section_header(study)
     if not done:
         return empty_section(study, runs)
-    groups: dict[Group, list[ResultRow]] = defaultdict(list)
+    groups: dict[Group, list[ResultRow[EvolutionParams]]] = defaultdict(list)
     for r in done:
         groups[(r.config.data.name, model_kind(r))].append(r)
 

@@ -138,28 +138,21 @@ class LazyStudy(Study):
         theta_tx = _per_output_ntk(net, xt, x, n_out)
         eig = torch.linalg.eigvalsh(theta_xx)
         lam_min, lam_max = float(eig[0]), float(eig[-1])
-        gd_lr = (p.lr_fraction or 1.0) * n / lam_max
+        gd_lr = train.spectral_learning_rate(theta_xx, p.lr_fraction or 1.0, eigenvalues=eig)
         use_spectral = tc.optimizer in ("gd", "sgd") and p.lr_fraction is not None
         lr = gd_lr if use_spectral else tc.learning_rate
 
-        theta0 = train.trainable_vector(net)
-        lin = train.linearize(net)
         probe = x[: p.probe_size]
-        fit_args: dict[str, Any] = {
-            "steps": tc.steps,
-            "learning_rate": lr,
-            "loss": "mse",
-            "optimizer": tc.optimizer,
-            "batch_size": tc.batch_size,
-            "momentum": tc.momentum,
-            "weight_decay": tc.weight_decay,
-            "seed": config.seed,
-            "eval_every": p.eval_every,
-        }
         snaps = train.Snapshots(steps=(0, tc.steps), probe=probe, ntk=True, outputs=False)
-        res_net = train.fit(net, x, y, snapshots=snaps, **fit_args)
-        res_lin = train.fit(lin, x, y, **fit_args)
-        diverged = res_net.diverged or res_lin.diverged
+        both = train.fit_beside_linearization(
+            net,
+            x,
+            y,
+            snapshots=snaps,
+            **tc.fit_kwargs(learning_rate=lr, seed=config.seed, eval_every=p.eval_every),
+        )
+        res_net, res_lin, lin, theta0 = both.net, both.linearized, both.linearized_model, both.theta_0
+        diverged = both.diverged
         ntk0 = res_net.snapshots[0].ntk
         ntk_t = res_net.snapshots[-1].ntk if res_net.snapshots[-1].step == tc.steps else None
 
@@ -171,7 +164,7 @@ class LazyStudy(Study):
 
         m: dict[str, MetricValue] = {
             "status": "diverged" if diverged else "completed",
-            "message": res_net.message if res_net.diverged else res_lin.message,
+            "message": both.message,
             "learning_rate": lr,
             "gd_learning_rate": gd_lr,
             "lambda_max": lam_max,

@@ -26,6 +26,7 @@ from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, tally
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.lazy import LazyParams
 
 THEORY_SLOPE = -0.5
 TOLERANCE = 0.15
@@ -41,12 +42,12 @@ OPT_NAMES: dict[str, str] = {"gd": "GD", "sgd": "SGD", "adam": "Adam"}
 Setting = tuple[str, str]
 
 
-def _setting(row: ResultRow) -> Setting:
-    return str(row.config.params.get("parametrization", "ntk")), row.config.train.optimizer
+def _setting(row: ResultRow[LazyParams]) -> Setting:
+    return str(row.params.parametrization), row.config.train.optimizer
 
 
-def _width(row: ResultRow) -> int:
-    return int(row.config.params.get("width", 256))
+def _width(row: ResultRow[LazyParams]) -> int:
+    return int(row.params.width)
 
 
 def _name(setting: Setting) -> str:
@@ -54,13 +55,13 @@ def _name(setting: Setting) -> str:
     return f"{PARAM_NAMES.get(p, p)} parametrization, {OPT_NAMES.get(o, o)}"
 
 
-def _points(rows: list[ResultRow], metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _points(rows: list[ResultRow[LazyParams]], metric: str) -> tuple[np.ndarray, np.ndarray]:
     pairs = [(_width(r), r.metrics.get(metric)) for r in rows]
     good = [(w, float(v)) for w, v in pairs if isinstance(v, int | float) and math.isfinite(v) and v > 0]
     return np.array([w for w, _ in good], dtype=float), np.array([v for _, v in good], dtype=float)
 
 
-def _fit(rows: list[ResultRow], metric: str) -> PowerLawFit | None:
+def _fit(rows: list[ResultRow[LazyParams]], metric: str) -> PowerLawFit | None:
     w, v = _points(rows, metric)
     if np.unique(w).size < 2:
         return None
@@ -85,7 +86,9 @@ def _slope_text(fit: PowerLawFit | None) -> str:
 
 
 def _plot(
-    groups: dict[Setting, list[ResultRow]], fits: dict[Setting, dict[str, PowerLawFit | None]], path: Path
+    groups: dict[Setting, list[ResultRow[LazyParams]]],
+    fits: dict[Setting, dict[str, PowerLawFit | None]],
+    path: Path,
 ) -> None:
 
     fig, axes = figures.subplots(2, 2, figsize=(12, 9))
@@ -121,7 +124,7 @@ def _plot(
     figures.save(fig, path, dpi=110)
 
 
-def _plot_errors(groups: dict[Setting, list[ResultRow]], path: Path) -> None:
+def _plot_errors(groups: dict[Setting, list[ResultRow[LazyParams]]], path: Path) -> None:
 
     optimizers = sorted({s[1] for s in groups})
     fig, axes = figures.subplots(1, len(optimizers), figsize=(6 * len(optimizers), 4.5), squeeze=False)
@@ -174,7 +177,7 @@ def _finding(setting: Setting, metric: str, fit: PowerLawFit) -> str:
     return head + " — it shrinks more slowly than width^(−1/2): outside Lee et al. 2019's bound."
 
 
-def _error_finding(setting: Setting, rows: list[ResultRow]) -> str | None:
+def _error_finding(setting: Setting, rows: list[ResultRow[LazyParams]]) -> str | None:
     widest = max(_width(r) for r in rows)
     at = [r for r in rows if _width(r) == widest]
     means = {}
@@ -224,11 +227,11 @@ def _verdict(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> tuple[Verdic
     )
 
 
-def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[str, ...]:
+def _settings(rows: list[ResultRow[LazyParams]], n_failed: int, n_diverged: int) -> tuple[str, ...]:
     c = rows[0].config
     widths = sorted({_width(r) for r in rows})
     seeds = sorted({r.config.seed for r in rows})
-    fraction = c.params.get("lr_fraction", 0.5)
+    fraction = rows[0].params.lr_fraction
     gd_rule = f"η = {fraction}·n/λ_max(Θ_0)" if fraction is not None else f"η = {c.train.learning_rate}"
     return (
         f"Data: {c.data.name}, n_train={c.data.n_train}, n_test={c.data.n_test}, options={c.data.options}.",
@@ -236,7 +239,7 @@ def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[st
         "every Dense but the readout has `width` units; float64.",
         f"Training: MSE, {c.train.steps} steps; GD/SGD {gd_rule}; Adam lr = {c.train.learning_rate}; the linearized "
         "net is trained the same way. eNTK changes on the first "
-        f"{c.params.get('probe_size', 32)} training inputs; function gap on the test inputs.",
+        f"{rows[0].params.probe_size} training inputs; function gap on the test inputs.",
         f"Grid: widths {widths}; seeds {seeds}; settings {sorted({_name(_setting(r)) for r in rows})}.",
         f"Runs: {len(rows)} completed, {n_diverged} diverged (excluded from fits), {n_failed} failed.",
         f"Fits: least squares of log metric on log width over all seeds; Lee et al.'s width^(−1/2) is an upper "
@@ -245,7 +248,7 @@ def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[st
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[LazyParams]], figures_dir: Path) -> StudySection:
     """Build the ``lazy`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
@@ -253,7 +256,7 @@ def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySect
     base = section_header(study)
     if not done:
         return empty_section(study, runs)
-    groups: dict[Setting, list[ResultRow]] = defaultdict(list)
+    groups: dict[Setting, list[ResultRow[LazyParams]]] = defaultdict(list)
     for r in done:
         groups[_setting(r)].append(r)
     fits = {s: {m: _fit(rs, m) for m in LABELS} for s, rs in groups.items()}

@@ -50,7 +50,7 @@ over every ``n`` of the sweep, with a bootstrap over seeds for the CI (:mod:`tan
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
@@ -195,17 +195,11 @@ class ScalingStudy(Study):
                 device=device,
             )
 
-        fit_args: dict[str, Any] = {
-            "steps": tc.steps,
-            "learning_rate": tc.learning_rate,
-            "loss": "mse",
-            "optimizer": tc.optimizer,
-            "batch_size": None if tc.batch_size is None else min(tc.batch_size, n),
-            "momentum": tc.momentum,
-            "weight_decay": tc.weight_decay,
-            "seed": config.seed,
-            "eval_every": max(tc.steps, 1),
-        }
+        fit_args = tc.fit_kwargs(
+            batch_size=None if tc.batch_size is None else min(tc.batch_size, n),
+            seed=config.seed,
+            eval_every=max(tc.steps, 1),
+        )
         net = build(config.seed)
         n_out = out_dim
         outputs: dict[str, torch.Tensor | None] = {}

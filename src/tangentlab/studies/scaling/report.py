@@ -25,6 +25,7 @@ from tangentlab.report.bootstrap import BootstrapFit, bootstrap_power_law
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.scaling import ScalingParams
 
 N_BOOT = 500
 MEASURES: dict[str, str] = {"mse": "test MSE", "err": "test error"}
@@ -33,12 +34,12 @@ Setting = tuple[str, str]  # (dataset, model_kind)
 Curve = str  # "net" | "entk0" | "ntk" | "entk_m=<m>"
 
 
-def _setting(row: ResultRow) -> Setting:
-    return row.config.data.name, str(row.config.params.get("model_kind", "mlp"))
+def _setting(row: ResultRow[ScalingParams]) -> Setting:
+    return row.config.data.name, str(row.params.model_kind)
 
 
-def _n(row: ResultRow) -> int:
-    return int(row.config.params["n_train"])
+def _n(row: ResultRow[ScalingParams]) -> int:
+    return int(row.params.n_train)
 
 
 def _label(curve: Curve) -> str:
@@ -47,12 +48,14 @@ def _label(curve: Curve) -> str:
     return BASE_LABELS[curve]
 
 
-def _on_curve(row: ResultRow, curve: Curve) -> bool:
+def _on_curve(row: ResultRow[ScalingParams], curve: Curve) -> bool:
     """Whether ``row`` feeds ``curve``: every run feeds the base methods, an after-m curve only runs with that m."""
-    return not curve.startswith("entk_m=") or f"entk_m={row.config.params.get('pretrain_m')}" == curve
+    return not curve.startswith("entk_m=") or f"entk_m={row.params.pretrain_m}" == curve
 
 
-def _points(rows: list[ResultRow], curve: Curve, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _points(
+    rows: list[ResultRow[ScalingParams]], curve: Curve, measure: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n, value, seed) of the finite positive values of ``curve``; base methods counted once per (n, seed)."""
     method = "entk_m" if curve.startswith("entk_m=") else curve
     seen: set[tuple[int, int]] = set()
@@ -71,12 +74,14 @@ def _points(rows: list[ResultRow], curve: Curve, measure: str) -> tuple[np.ndarr
     return arr[:, 0], arr[:, 1], arr[:, 2]
 
 
-def _curves(rows: list[ResultRow]) -> list[Curve]:
-    ms = sorted({int(r.config.params.get("pretrain_m", 0)) for r in rows} - {0})
+def _curves(rows: list[ResultRow[ScalingParams]]) -> list[Curve]:
+    ms = sorted({int(r.params.pretrain_m) for r in rows} - {0})
     return [*BASE_LABELS, *(f"entk_m={m}" for m in ms)]
 
 
-def _fit(rows: list[ResultRow], curve: Curve, measure: str, *, offset: bool = False) -> BootstrapFit | None:
+def _fit(
+    rows: list[ResultRow[ScalingParams]], curve: Curve, measure: str, *, offset: bool = False
+) -> BootstrapFit | None:
     """Bootstrap fit of ``a n^(-alpha)`` (or ``a n^(-alpha) + c`` with ``offset``; needs three sizes)."""
     n, v, s = _points(rows, curve, measure)
     if np.unique(n).size < (3 if offset else 2):
@@ -89,7 +94,7 @@ def _ci(fit: BootstrapFit | None) -> str:
 
 
 def _plot(
-    groups: dict[Setting, list[ResultRow]],
+    groups: dict[Setting, list[ResultRow[ScalingParams]]],
     fits: dict[Setting, dict[tuple[Curve, str], BootstrapFit | None]],
     path: Path,
 ) -> None:
@@ -184,19 +189,21 @@ def _verdict(
     return "mixed", [head, *texts]
 
 
-def _settings_text(rows: list[ResultRow], n_failed: int, n_skipped: int, n_diverged: int) -> tuple[str, ...]:
+def _settings_text(
+    rows: list[ResultRow[ScalingParams]], n_failed: int, n_skipped: int, n_diverged: int
+) -> tuple[str, ...]:
     c = rows[0].config
-    p = c.params
+    p = rows[0].params
     return (
         f"Data: {sorted({r.config.data.name for r in rows})}, pool n_train={c.data.n_train}, test examples "
-        f"≤ {p.get('test_size')}; MSE on {c.data.target or 'default (one-hot)'} targets.",
-        f"Models: {sorted({str(r.config.params.get('model_kind')) for r in rows})}; depth {p.get('depth')}, MLP "
-        f"width {p.get('width')}, CNN channels {p.get('channels')} (stride 2); {p.get('parametrization')} "
-        f"parametrization; readout σ_w = {p.get('readout_sigma_w')}; float64.",
+        f"≤ {p.test_size}; MSE on {c.data.target or 'default (one-hot)'} targets.",
+        f"Models: {sorted({str(r.params.model_kind) for r in rows})}; depth {p.depth}, MLP "
+        f"width {p.width}, CNN channels {p.channels} (stride 2); {p.parametrization} "
+        f"parametrization; readout σ_w = {p.readout_sigma_w}; float64.",
         f"Training: {c.train.optimizer}, lr {c.train.learning_rate}, {c.train.steps} steps, batch "
         f"{c.train.batch_size or 'full'}; the after-m net is trained the same way on the first m samples.",
-        f"Kernel regression: converged (t = ∞) from f = 0, ridge {p.get('ridge')} × mean diag K.",
-        f"Grid: n {sorted({_n(r) for r in rows})}; pretrain_m {sorted({int(r.config.params.get('pretrain_m', 0)) for r in rows})}; "
+        f"Kernel regression: converged (t = ∞) from f = 0, ridge {p.ridge} × mean diag K.",
+        f"Grid: n {sorted({_n(r) for r in rows})}; pretrain_m {sorted({int(r.params.pretrain_m) for r in rows})}; "
         f"seeds {sorted({r.config.seed for r in rows})}.",
         f"Runs: {len(rows)} completed, {n_diverged} diverged, {n_skipped} skipped (n beyond the pool), "
         f"{n_failed} failed.",
@@ -205,7 +212,7 @@ def _settings_text(rows: list[ResultRow], n_failed: int, n_skipped: int, n_diver
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[ScalingParams]], figures_dir: Path) -> StudySection:
     """Build the ``scaling`` report section and write its figure into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     base = section_header(study)
@@ -219,7 +226,7 @@ def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySect
             verdict="inconclusive",
             findings=(f"No completed runs ({n_failed} failed, {n_skipped} skipped): nothing to report.",),
         )
-    groups: dict[Setting, list[ResultRow]] = defaultdict(list)
+    groups: dict[Setting, list[ResultRow[ScalingParams]]] = defaultdict(list)
     for r in done:
         groups[_setting(r)].append(r)
     curves = {s: _curves(rs) for s, rs in groups.items()}

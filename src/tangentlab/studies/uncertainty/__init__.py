@@ -189,21 +189,12 @@ class UncertaintyStudy(Study):
         description = set_hidden_width(config.model or dict(self.default_model or {}), p.width, n_out)
         net_desc = arch.from_dict(description)
         nets, outputs, init = [], [], None
-        fit_args: dict[str, Any] = {
-            "steps": tc.steps,
-            "learning_rate": tc.learning_rate,
-            "optimizer": tc.optimizer,
-            "batch_size": tc.batch_size,
-            "momentum": tc.momentum,
-            "weight_decay": tc.weight_decay,
-            "loss": "mse",
-            "eval_every": max(tc.steps // 50, 1),
-            "x_val": xv,
-            "y_val": yv,
-            "early_stopping": None
-            if p.patience is None
-            else train.EarlyStopping("loss", patience=p.patience),
-        }
+        fit_args = tc.fit_kwargs(
+            eval_every=max(tc.steps // 50, 1),
+            x_val=xv,
+            y_val=yv,
+            early_stopping=None if p.patience is None else train.EarlyStopping("loss", patience=p.patience),
+        )
         for k in range(p.ensemble_size):
             seed = 1000 * config.seed + k
             net = net_desc.build(

@@ -20,6 +20,7 @@ from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, finite_mean, finite_values, tally
 from tangentlab.studies._sections import header as section_header
+from tangentlab.studies.uncertainty import UncertaintyParams
 
 MAJORITY = 0.75
 METHOD_NAMES: dict[str, str] = {
@@ -34,15 +35,15 @@ CLASSIFICATION = (("nll", "test NLL"), ("acc", "test accuracy"), ("ece", "test E
 Cell = tuple[str, int]
 
 
-def _width(row: ResultRow) -> int:
-    return int(row.config.params.get("width", 256))
+def _width(row: ResultRow[UncertaintyParams]) -> int:
+    return int(row.params.width)
 
 
-def _is_class(rows: list[ResultRow]) -> bool:
+def _is_class(rows: list[ResultRow[UncertaintyParams]]) -> bool:
     return any(k.endswith("_acc") for r in rows for k in r.metrics)
 
 
-def _panels(rows: list[ResultRow]) -> list[tuple[str, str]]:
+def _panels(rows: list[ResultRow[UncertaintyParams]]) -> list[tuple[str, str]]:
     base = CLASSIFICATION if _is_class(rows) else REGRESSION
     return [
         *base,
@@ -52,11 +53,11 @@ def _panels(rows: list[ResultRow]) -> list[tuple[str, str]]:
     ]
 
 
-def _plot_dataset(name: str, rows: list[ResultRow], path: Path) -> None:
+def _plot_dataset(name: str, rows: list[ResultRow[UncertaintyParams]], path: Path) -> None:
 
     panels = _panels(rows)
     fig, axes = figures.subplots(2, 3, figsize=(14, 8))
-    by_width: dict[int, list[ResultRow]] = defaultdict(list)
+    by_width: dict[int, list[ResultRow[UncertaintyParams]]] = defaultdict(list)
     for r in rows:
         by_width[_width(r)].append(r)
     widths = sorted(by_width)
@@ -96,7 +97,7 @@ def _plot_dataset(name: str, rows: list[ResultRow], path: Path) -> None:
     figures.save(fig, path, dpi=100)
 
 
-def _plot_gap(rows: list[ResultRow], path: Path) -> bool:
+def _plot_gap(rows: list[ResultRow[UncertaintyParams]], path: Path) -> bool:
 
     with_grid = [
         r for r in rows if r.artifacts_dir is not None and (r.artifacts_dir / "grid_x.npy").is_file()
@@ -129,7 +130,7 @@ def _plot_gap(rows: list[ResultRow], path: Path) -> bool:
     return True
 
 
-def _cells(groups: dict[str, list[ResultRow]]) -> dict[Cell, dict[str, float]]:
+def _cells(groups: dict[str, list[ResultRow[UncertaintyParams]]]) -> dict[Cell, dict[str, float]]:
     cells: dict[Cell, dict[str, float]] = {}
     for name, rows in groups.items():
         for w in sorted({_width(r) for r in rows}):
@@ -161,7 +162,7 @@ def judge(cells: dict[Cell, dict[str, float]]) -> tuple[Verdict, str]:
     return "mixed", f"Verdict: mixed — {text}."
 
 
-def _dataset_findings(name: str, rows: list[ResultRow]) -> list[str]:
+def _dataset_findings(name: str, rows: list[ResultRow[UncertaintyParams]]) -> list[str]:
     widths = sorted({_width(r) for r in rows})
     out = []
     for w in (widths[0], widths[-1]) if len(widths) > 1 else (widths[0],):
@@ -203,7 +204,7 @@ def _dataset_findings(name: str, rows: list[ResultRow]) -> list[str]:
     return out
 
 
-def _table(name: str, rows: list[ResultRow]) -> Table:
+def _table(name: str, rows: list[ResultRow[UncertaintyParams]]) -> Table:
     cls = _is_class(rows)
     cols = ["nll", "acc", "ece"] if cls else ["nll", "rmse", "cov90"]
     cols += ["entropy", "entropy_shift"]
@@ -219,21 +220,21 @@ def _table(name: str, rows: list[ResultRow]) -> Table:
     )
 
 
-def _settings(rows: list[ResultRow], summary: str) -> tuple[str, ...]:
+def _settings(rows: list[ResultRow[UncertaintyParams]], summary: str) -> tuple[str, ...]:
     c = rows[0].config
-    p = c.params
+    p = rows[0].params
     names = sorted({r.config.data.name for r in rows})
     shifts = sorted(
         {f"{r.config.data.name}: {r.metrics.get('shift')} {r.metrics.get('shift_scale')}" for r in rows}
     )
     return (
         f"Data: {', '.join(names)}; n_train={c.data.n_train}, n_val={c.data.n_val} (early stopping, noise and "
-        f"temperature), test ≤ {p.get('max_test', 500)} points; shifts: {'; '.join(shifts)}.",
+        f"temperature), test ≤ {p.max_test} points; shifts: {'; '.join(shifts)}.",
         f"Model: {'one-hidden-layer ReLU MLP with biases' if c.model is None else c.model}, "
-        f"{p.get('parametrization', 'ntk')} parametrization, widths {sorted({_width(r) for r in rows})}, float64.",
+        f"{p.parametrization} parametrization, widths {sorted({_width(r) for r in rows})}, float64.",
         f"Training: {c.train.optimizer}, lr {c.train.learning_rate}, ≤ {c.train.steps} steps, MSE (one-hot targets "
-        f"for classification), patience {p.get('patience', 10)}; ensemble of {p.get('ensemble_size', 5)} nets.",
-        f"Laplace: prior mean {p.get('laplace_prior_mean', 'init')}, α and σ by evidence (grid + L-BFGS); NNGP: "
+        f"for classification), patience {p.patience}; ensemble of {p.ensemble_size} nets.",
+        f"Laplace: prior mean {p.laplace_prior_mean}, α and σ by evidence (grid + L-BFGS); NNGP: "
         "amplitude and noise by GP evidence; NTK-GP at t = ∞ with validation-fitted noise (regression).",
         "Probabilities: E softmax(f/T), probit approximation softmax(mean/√(T²+π·var/8)) for the Gaussian methods, "
         "the average over members for the ensemble; T by validation NLL for every method.",
@@ -241,13 +242,13 @@ def _settings(rows: list[ResultRow], summary: str) -> tuple[str, ...]:
     )
 
 
-def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySection:
+def section(study: Study, rows: list[ResultRow[UncertaintyParams]], figures_dir: Path) -> StudySection:
     """Build the ``uncertainty`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
     if not runs.completed:
         return empty_section(study, runs)
-    groups: dict[str, list[ResultRow]] = defaultdict(list)
+    groups: dict[str, list[ResultRow[UncertaintyParams]]] = defaultdict(list)
     for r in runs.completed:
         groups[r.config.data.name].append(r)
     figures: list[Path] = []

@@ -22,9 +22,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tangentlab.kernels._blocks import BlockEngine
 from tangentlab.kernels._contract import contract
-from tangentlab.kernels._jacobian import JacobianBlocks
-from tangentlab.kernels._probe import LayerShape
+from tangentlab.kernels._cost import Cost, block_size, layer_strategies, pair_bytes, recomputes
+from tangentlab.kernels._functional import Params
+from tangentlab.kernels._probe import LayerShape, ModelShape
+from tangentlab.kernels.methods._base import NtkMethod, detached, register
+from tangentlab.kernels.methods.jacobian import JacobianBlocks
 
 
 def _patch_view(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor) -> torch.Tensor:
@@ -254,3 +258,69 @@ def _gram_pair(g1: _GramFeatures, g2: _GramFeatures, outputs: str) -> torch.Tens
     ka = s.weight_scale**2 * torch.einsum("ati,bsi->abts", A1, A2) + bias
     kd = torch.einsum("aotc,bosc->abts", D1, D2)
     return (kd * ka).sum((2, 3))
+
+
+@register
+class StructuredMethod(NtkMethod):
+    """A forward and an input-gradient reverse pass, ``(n1 + r·n2)·(1 + O)·F`` (``2·O·F`` when the batch is
+    repeated per output, for conv nets); per layer the Gram or the per-layer Jacobian term, whichever is cheaper
+    (:func:`tangentlab.kernels._cost.layer_strategies`); the remaining parameters as in ``jacobian``."""
+
+    name = "structured"
+    priority = 0
+
+    def cost(
+        self,
+        shape: ModelShape,
+        n1: int,
+        n2: int,
+        outputs: str,
+        itemsize: int,
+        budget: float,
+        batch_size: int | None,
+    ) -> Cost:
+        o, f, a = shape.num_outputs, shape.forward_flops, shape.activations
+        m = o * o if outputs == "full" else o
+        per_pass = (1 + 2 * o) * f
+        strategies = layer_strategies(shape, n1, n2, outputs)
+        per, pair = 0.0, float(pair_bytes(outputs, o, itemsize))
+        # forward and input-gradient reverse passes only (weight gradients are the per-layer terms below); the
+        # batch is repeated O times when some layer has several positions (see _acts_and_deltas)
+        expand = o > 1 and any(s.positions > 1 for s in shape.layers)
+        flops_per_example = (2.0 * o if expand else 1.0 + o) * f + (
+            per_pass if shape.num_other_params else 0.0
+        )
+        flops = 0.0
+        jac_params = shape.num_other_params
+        for s in shape.layers:
+            t, c, i = s.positions, s.out_features, s.in_features
+            if strategies[s.name] == "gram":
+                per += (t * i + o * t * c) * itemsize * 2
+                pair += (t * t * 3 + (m if t == 1 else 0)) * itemsize
+                flops += n1 * n2 * 2.0 * (t * t * (o * c + i) if t > 1 else m * c + i)
+            else:
+                jac_params += s.num_params
+                per += (t * i + o * t * c) * itemsize * 2
+                flops_per_example += 2.0 * o * t * c * i
+        per += 2 * o * jac_params * itemsize + 2 * o * a * itemsize
+        flops += 2.0 * n1 * n2 * m * jac_params
+        b = block_size(max(n1, n2), per, pair, budget, batch_size)
+        flops += (n1 + n2 * recomputes(n1, n2, per, b, budget)) * flops_per_example
+        return Cost(self.name, flops, b, int(per), 2 * b * per + b * b * pair <= budget)
+
+    def engine(
+        self,
+        model: nn.Module,
+        params: Params,
+        shape: ModelShape,
+        outputs: str,
+        cost: Cost,
+        n1: int,
+        n2: int,
+        budget: float,
+        itemsize: int,
+    ) -> BlockEngine:
+        strategies = layer_strategies(shape, n1, n2, outputs)
+        return StructuredBlocks(
+            model, shape.layers, strategies, detached(shape.other_params), outputs, shape.num_outputs
+        )

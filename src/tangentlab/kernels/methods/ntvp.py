@@ -8,12 +8,18 @@ to the memory budget. Cost per pair of examples: about ``O`` VJPs and JVPs, i.e.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.func import jvp, vjp, vmap
 
+from tangentlab.kernels._blocks import BlockEngine
 from tangentlab.kernels._contract import reduce_full
+from tangentlab.kernels._cost import Cost
 from tangentlab.kernels._functional import Params, model_fn, single_example_fn
+from tangentlab.kernels._probe import ModelShape
+from tangentlab.kernels.methods._base import NtkMethod, detached, register
 
 
 class NtvpBlocks:
@@ -50,3 +56,50 @@ class NtvpBlocks:
 
     def _basis_dtype(self) -> torch.dtype:
         return next(iter(self.params.values())).dtype
+
+
+@register
+class NtvpMethod(NtkMethod):
+    """One VJP per (x2 example, output) and a JVP of the x1 block along it: ``n2·O·(n1/b1)·3F + n1·n2·O·3F``;
+    memory ``3·c·(P + b1·A)`` for a vmap chunk of ``c`` columns."""
+
+    name = "ntvp"
+    priority = 2
+
+    def cost(
+        self,
+        shape: ModelShape,
+        n1: int,
+        n2: int,
+        outputs: str,
+        itemsize: int,
+        budget: float,
+        batch_size: int | None,
+    ) -> Cost:
+        o, p, f, a = shape.num_outputs, shape.num_params, shape.forward_flops, shape.activations
+        b1 = min(n1, batch_size or 256)
+        chunk_bytes = 3 * (p + b1 * a) * itemsize
+        flops = n2 * o * math.ceil(n1 / b1) * 3.0 * f + n1 * n2 * o * 3.0 * f
+        return Cost(self.name, flops, b1, chunk_bytes, chunk_bytes <= budget)
+
+    def engine(
+        self,
+        model: nn.Module,
+        params: Params,
+        shape: ModelShape,
+        outputs: str,
+        cost: Cost,
+        n1: int,
+        n2: int,
+        budget: float,
+        itemsize: int,
+    ) -> BlockEngine:
+        per_column = 3 * (shape.num_params + cost.batch_size * shape.activations) * itemsize
+        chunk = int(budget // max(per_column, 1))
+        return NtvpBlocks(model, detached(params), outputs, shape.num_outputs, chunk)
+
+    def x2_block(self, cost: Cost, n2: int, batch_size: int | None) -> int:
+        return min(n2, batch_size or 256)
+
+    def caches_x2(self, cost: Cost, n2: int, budget: float) -> bool:
+        return False  # its features are the inputs themselves
