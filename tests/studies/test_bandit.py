@@ -336,6 +336,11 @@ def test_report_on_real_rows_writes_figure_and_table(tmp_path):
     assert section.findings[0].startswith(f"Verdict: {section.verdict}")
     ucb = [c for c in section.findings if "NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in c]
     outcomes = [c.rsplit("the evidence twin is ", 1)[1].rstrip(".") for c in ucb]
+    numbers = section.to_dict()["numbers"]  # findings.json
+    assert numbers["nu"] == [1.0]
+    mean = numbers["final_regret"][f"{rows[0].metrics['env_name']}/8/neural_ucb"]["mean"]
+    assert mean == pytest.approx(finals["neural_ucb"])
+    assert {c["outcome"] for c in numbers["comparisons"]} <= {"better", "worse", "tied"}
     assert section.findings[1] == (
         f"NeuralUCB half: {_verdict(outcomes)} — the evidence twin is better in {outcomes.count('better')}, worse "
         f"in {outcomes.count('worse')}, tied in {outcomes.count('tied')} of {len(outcomes)}."

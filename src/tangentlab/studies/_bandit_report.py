@@ -213,6 +213,7 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
     findings: list[str] = []
     outcomes: list[str] = []
     halves: dict[str, list[str]] = defaultdict(list)
+    pair_numbers: list[dict[str, object]] = []
     comparisons: list[str] = []
     for g in sorted(groups):
         by_agent = groups[g]
@@ -224,6 +225,10 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
                 outcome, diff, se, n = res
                 outcomes.append(outcome)
                 halves[base].append(outcome)
+                pair_numbers.append(
+                    {"bandit": g[0], "width": g[1], "ntk_rule": base, "evidence": twin, "outcome": outcome}
+                    | {"difference": diff, "stderr": se, "seeds": n}
+                )
                 b_mean, _ = _mean_se(list(_final(by_agent[base]).values()))
                 comparisons.append(
                     f"{g[0]}, width {g[1]}: {_label(twin)} vs {_label(base)}: final regret differs by {diff:+.1f}"
@@ -273,10 +278,10 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
     )
 
     half_lines = [
-        f"{_label(base).split(' (')[0]} half: {_verdict(res)} — the evidence twin is better in "
-        f"{res.count('better')}, worse in {res.count('worse')}, tied in {res.count('tied')} of {len(res)}."
+        f"{_label(base).split(' (')[0]} half: {_verdict(half)} — the evidence twin is better in "
+        f"{half.count('better')}, worse in {half.count('worse')}, tied in {half.count('tied')} of {len(half)}."
         for base, _ in PAIRS
-        if (res := halves.get(base))
+        if (half := halves.get(base))
     ]
 
     agents = sorted({a for g in groups.values() for a in g}, key=lambda a: list(AGENT_LABELS).index(a))
@@ -300,4 +305,20 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
         figures=(png,),
         tables=(table,),
         settings=_settings(runs.completed, runs.summary()),
+        numbers={
+            "comparisons": pair_numbers,
+            "halves": {base: _verdict(h) for base, h in halves.items()},
+            "final_regret": {
+                f"{g[0]}/{g[1]}/{a}": dict(
+                    zip(("mean", "stderr"), _mean_se(list(_final(rs).values())), strict=True)
+                )
+                for g in keys
+                for a, rs in sorted(groups[g].items())
+                if _final(rs)
+            },
+            "nu": sorted(
+                {float(nu_v) for r in runs.completed if isinstance(nu_v := r.metrics.get("nu"), int | float)}
+            ),
+        },
+        runs=tuple(r.run_id for r in runs.completed),
     )
