@@ -70,6 +70,10 @@ def test_report_fits_known_slopes_and_writes_figures(tmp_path):
     assert slope == pytest.approx(-0.5, abs=0.05)
     assert "at the rate of Lee et al. 2019's bound width^(−1/2): within the bound" in ntk_line
     assert "does not shrink with width" in text  # the μP/Adam setting, exponent 0
+    assert section.findings[1].startswith("Controls: positive control (NTK/GD parameter change")
+    assert "within the bound, as it must be" in section.findings[1]
+    assert "negative control (μP parametrization, Adam eNTK change" in section.findings[1]
+    assert "outside the bound, as it must be" in section.findings[1]
     assert "1 run(s) diverged" in text
     table = section.tables[0]
     assert table.rows[0][0] == "NTK parametrization, GD"

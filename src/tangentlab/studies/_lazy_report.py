@@ -237,6 +237,34 @@ def _verdict(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> tuple[Verdic
     )
 
 
+def _controls(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> str | None:
+    """The test's controls: the parameter change under NTK/GD (the theorem's own setting) must be within the bound;
+    under μP (feature learning by design) the eNTK change must not shrink, so the test must say 'outside'."""
+    parts = []
+    pos = fits.get(("ntk", "gd"), {}).get("rel_param_change")
+    if pos is not None:
+        parts.append(
+            f"positive control (NTK/GD parameter change, the theorem's setting): slope {_slope_text(pos)}, "
+            + (
+                "within the bound, as it must be"
+                if within_bound(pos)
+                else "OUTSIDE the bound: the test is suspect"
+            )
+        )
+    for s in sorted(s for s in fits if s[0] == "mup"):
+        neg = fits[s].get("rel_ntk_change")
+        if neg is not None:
+            parts.append(
+                f"negative control ({_name(s)} eNTK change, not lazy by design): slope {_slope_text(neg)}, "
+                + (
+                    "outside the bound, as it must be"
+                    if not within_bound(neg)
+                    else "within the bound (unexpected)"
+                )
+            )
+    return "Controls: " + "; ".join(parts) + "." if parts else None
+
+
 def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[str, ...]:
     c = rows[0].config
     widths = sorted({_width(r) for r in rows})
@@ -278,6 +306,9 @@ def lazy_section(study: LazyStudy, rows: list[ResultRow], figures_dir: Path) -> 
 
     verdict, verdict_text = _verdict(fits)
     findings = [verdict_text]
+    controls = _controls(fits)
+    if controls:
+        findings.append(controls)
     order = sorted(groups, key=lambda s: (s != ("ntk", "gd"), s))
     for s in order:
         for m in ("rel_ntk_change", "rel_param_change", "function_gap"):
