@@ -17,6 +17,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -28,7 +29,10 @@ class _Worker:
     def __init__(self, context: Any, args: tuple[Any, ...]) -> None:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=serve, args=(child, *args), daemon=True)
-        self.process.start()
+        with (
+            _sigint_ignored()
+        ):  # inherited through exec: the worker ignores Ctrl-C from its first instruction
+            self.process.start()
         child.close()
         self.task: Any = None  # the run it is computing, or None when idle
 
@@ -40,6 +44,18 @@ class _Worker:
                 self.process.kill()
                 self.process.join(1.0)
         self.conn.close()
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def serve(
