@@ -291,7 +291,9 @@ def audit(
     dtype: Annotated[AuditDtype, typer.Option(help="Model and data dtype.")] = AuditDtype.float64,
     max_kernel_spread: Annotated[float, typer.Option(help="Threshold: eNTK spread over seeds.")] = 0.1,
     max_kernel_distance: Annotated[float, typer.Option(help="Threshold: kernel distance S(0,T).")] = 0.1,
-    max_kernel_velocity: Annotated[float, typer.Option(help="Threshold: final velocity × steps.")] = 0.1,
+    max_kernel_velocity: Annotated[
+        float, typer.Option(help="Threshold: final velocity × steps (radians).")
+    ] = 0.45,
     max_param_change: Annotated[float, typer.Option(help="Threshold: relative parameter change.")] = 0.1,
     max_function_gap: Annotated[float, typer.Option(help="Threshold: net vs linearized gap.")] = 0.1,
     max_error_gap: Annotated[

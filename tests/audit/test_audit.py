@@ -101,6 +101,16 @@ def test_kernel_distance_and_param_change_match_direct_computation(mlp):
     velocity = mlp.measurements.kernel_velocity
     assert len(velocity) == 5
     assert mlp.criterion("kernel_velocity").value == pytest.approx(velocity[-1] * MLP["steps"], rel=1e-12)
+    # The velocity is an angle per step: the path it sums to is at least the angle from init (triangle inequality
+    # on the sphere of normalised kernels); S / dt summed to S-sums far below it (S is quadratic in the angle).
+    angle0t = math.acos(1 - s0t)
+    path = sum(v * (MLP["steps"] / MLP["checkpoints"]) for v in velocity)
+    assert path >= angle0t * (1 - 1e-6)
+
+
+def test_velocity_threshold_is_the_angle_of_the_distance_threshold():
+    t = Thresholds()
+    assert t.kernel_velocity == pytest.approx(math.acos(1 - t.kernel_distance), abs=0.005)
 
 
 def test_linearized_model_equals_simulated_function_space_gd(mlp):

@@ -36,7 +36,7 @@ def test_kernel_distance_and_velocity() -> None:
     ) == pytest.approx(1 - 1 / math.sqrt(2))
     v = kernel_velocity([k, k, torch.eye(2, dtype=torch.float64)], [0, 1, 3])
     s = kernel_distance(k, torch.eye(2, dtype=torch.float64))
-    torch.testing.assert_close(v, T([0.0, s / 2]), atol=1e-15, rtol=0)
+    torch.testing.assert_close(v, T([0.0, math.acos(1 - s) / 2]), atol=1e-15, rtol=1e-12)
     with pytest.raises(ValueError, match="times: expected strictly increasing"):
         kernel_velocity([k, k], [1, 1])
     with pytest.raises(ValueError, match=r"kernel_b: expected shape \(2, 2\) like kernel_a"):

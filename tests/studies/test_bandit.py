@@ -247,7 +247,15 @@ def _config(agent: str, seed: int = 0, width: int = 8, **params) -> RunConfig:
         study="bandit",
         data={"name": "digits", "n_train": 200, "classes": (0, 1, 2)},
         train={"optimizer": "adam", "learning_rate": 0.01, "steps": 5},
-        params={"agent": agent, "width": width, "rounds": 24, "input_dim": 4, "noise_std": 0.0, **params},
+        params={
+            "agent": agent,
+            "width": width,
+            "rounds": 24,
+            "input_dim": 4,
+            "noise_std": 0.0,
+            "nu": 1.0,
+            **params,
+        },
         seed=seed,
     )
 
@@ -268,6 +276,27 @@ def test_run_records_regret_consistently(agent):
         assert m["alpha"] > 0 and m["sigma"] > 0
     if agent == "neural_ucb":
         assert m["final_scale"] > math.sqrt(-2 * math.log(0.1))  # the NTK rule's floor with nu = 1
+
+
+@pytest.mark.parametrize("agent", ["neural_ucb", "ntk_gp_ucb"])
+def test_nu_defaults_to_the_reward_noise_std(agent):
+    """Zhou et al.'s nu is the reward noise's sub-Gaussian scale: 0.1 here, not 1."""
+    noisy = {"noise_std": 0.1, "nu": None}
+    default = BanditStudy().run(_config(agent, **noisy))
+    explicit = BanditStudy().run(_config(agent, noise_std=0.1, nu=0.1))
+    ten_times = BanditStudy().run(_config(agent, noise_std=0.1, nu=1.0))
+    assert default.metrics["nu"] == 0.1 and ten_times.metrics["nu"] == 1.0
+    assert default.metrics == explicit.metrics
+    np.testing.assert_array_equal(
+        default.artifacts["cumulative_regret"], explicit.artifacts["cumulative_regret"]
+    )
+    if agent == "neural_ucb":  # gamma_t = nu sqrt(info gain - 2 log delta) + sqrt(lambda) S, S = lambda = 1
+        assert default.metrics["final_scale"] < ten_times.metrics["final_scale"]
+        # the nu-part of gamma is 10x smaller, up to the (trajectory-dependent) information gain
+        ratio = (default.metrics["final_scale"] - 1) / (ten_times.metrics["final_scale"] - 1)
+        assert 0.05 < ratio < 0.2
+    with pytest.raises(ValueError, match=r"params\.nu: expected a value when params\.noise_std is 0"):
+        BanditStudy().run(_config(agent, noise_std=0.0, nu=None))
 
 
 def test_run_rejects_a_non_adam_config():
@@ -305,6 +334,12 @@ def test_report_on_real_rows_writes_figure_and_table(tmp_path):
     assert section.verdict in ("supported", "not supported", "mixed")
     assert "1 failed" in section.settings[-1]
     assert section.findings[0].startswith(f"Verdict: {section.verdict}")
+    ucb = [c for c in section.findings if "NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in c]
+    outcomes = [c.rsplit("the evidence twin is ", 1)[1].rstrip(".") for c in ucb]
+    assert section.findings[1] == (
+        f"NeuralUCB half: {_verdict(outcomes)} — the evidence twin is better in {outcomes.count('better')}, worse "
+        f"in {outcomes.count('worse')}, tied in {outcomes.count('tied')} of {len(outcomes)}."
+    )
 
 
 def test_report_comparison_and_verdict_rules(tmp_path):

@@ -20,6 +20,7 @@ from tangentlab.studies.evolution import CURVES, EvolutionParams, EvolutionStudy
 DATA = {"name": "digits", "n_train": 60, "n_test": 30, "classes": (0, 1, 2)}
 SCALARS = (
     "kernel_distance_final",
+    "kernel_distance_centered_final",
     "within_ratio_init",
     "within_ratio_final",
     "between_ratio_init",
@@ -81,20 +82,25 @@ def test_run_returns_complete_finite_curves(kind):
     # the curves agree with the stored kernels
     k0, kt = out.artifacts["ntk0_probe"], out.artifacts["ntkT_probe"]
     assert m["kernel_distance_final"] == pytest.approx(metrics.kernel_distance(k0, kt), rel=1e-10)
+    h = np.eye(12) - 1.0 / 12
+    c0, ct = h @ k0 @ h, h @ kt @ h
+    centred = 1 - float((c0 * ct).sum() / (np.linalg.norm(c0) * np.linalg.norm(ct)))
+    assert m["kernel_distance_centered_final"] == pytest.approx(centred, rel=1e-10)
+    assert out.artifacts["kernel_distance_centered"][-1] == pytest.approx(centred, rel=1e-10)
     assert (m["within_ratio_final"], m["between_ratio_final"]) == pytest.approx(
         block_ratios(kt, out.artifacts["probe_labels"]), rel=1e-12
     )
 
 
 def test_velocity_matches_definition():
-    """v_i = S(K_i, K_(i+1)) / (t_(i+1) - t_i), checked on explicit snapshot steps."""
+    """v_i = angle(K_i, K_(i+1)) / (t_(i+1) - t_i), with angle = arccos(1 - S), on explicit snapshot steps."""
     config = tiny_config(model_kind="mlp", snapshot_steps=(0, 3, 12))
     out = EvolutionStudy().run(config)
     t = out.artifacts["snap_step"]
     np.testing.assert_array_equal(t, [0, 3, 12])
     d = out.artifacts["kernel_distance"]
     v = out.artifacts["velocity"]
-    assert v[0] == pytest.approx(d[1] / 3, rel=1e-10)  # S(0, 3) / 3
+    assert v[0] == pytest.approx(math.acos(1 - d[1]) / 3, rel=1e-7)  # angle(0, 3) / 3
     np.testing.assert_array_equal(out.artifacts["velocity_t0"], [0, 3])
     np.testing.assert_array_equal(out.artifacts["velocity_t1"], [3, 12])
 

@@ -13,10 +13,15 @@ def _power(rng: np.random.Generator, c: float, width: int, a: float, noise: floa
     return float(c * width**a * np.exp(noise * rng.standard_normal()))
 
 
-def _rows(exponents: dict[tuple[str, str], float], noise: float = 0.02) -> list[ResultRow]:
+def _rows(
+    exponents: dict[tuple[str, str], float], noise: float = 0.02, per_metric: dict[str, float] | None = None
+) -> list[ResultRow]:
+    """Rows whose change metrics go as width^a (``per_metric`` overrides a for the metrics it names)."""
     rng = np.random.default_rng(0)
     rows = []
     for (param, opt), a in exponents.items():
+        ex = {m: a for m in ("rel_ntk_change", "rel_param_change", "kernel_distance", "function_gap")}
+        ex.update(per_metric or {})
         for width in WIDTHS:
             for seed in (0, 1):
                 config = RunConfig(
@@ -28,10 +33,10 @@ def _rows(exponents: dict[tuple[str, str], float], noise: float = 0.02) -> list[
                 )
                 metrics = {
                     "status": "completed",
-                    "rel_ntk_change": _power(rng, 1.0, width, a, noise),
-                    "rel_param_change": _power(rng, 2.0, width, a, noise),
-                    "kernel_distance": _power(rng, 0.1, width, a, noise) ** 2,
-                    "function_gap": _power(rng, 0.5, width, a, noise),
+                    "rel_ntk_change": _power(rng, 1.0, width, ex["rel_ntk_change"], noise),
+                    "rel_param_change": _power(rng, 2.0, width, ex["rel_param_change"], noise),
+                    "kernel_distance": _power(rng, 0.1, width, ex["kernel_distance"], noise) ** 2,
+                    "function_gap": _power(rng, 0.5, width, ex["function_gap"], noise),
                     "test_mse_net": 0.1,
                     "test_mse_lin": 0.11,
                     "test_mse_ntk": 0.11,
@@ -63,7 +68,7 @@ def test_report_fits_known_slopes_and_writes_figures(tmp_path):
     ntk_line = next(f for f in section.findings if f.startswith("NTK parametrization, GD: relative eNTK"))
     slope = float(ntk_line.split("width^")[1].split()[0])
     assert slope == pytest.approx(-0.5, abs=0.05)
-    assert "consistent with Lee et al." in ntk_line
+    assert "at the rate of Lee et al. 2019's bound width^(−1/2): within the bound" in ntk_line
     assert "does not shrink with width" in text  # the μP/Adam setting, exponent 0
     assert "1 run(s) diverged" in text
     table = section.tables[0]
@@ -76,3 +81,39 @@ def test_verdict_not_supported_and_inconclusive(tmp_path):
     assert study.report(_rows({("ntk", "gd"): -0.1}), tmp_path).verdict == "not supported"
     assert study.report(_rows({("standard", "gd"): -0.5}), tmp_path).verdict == "inconclusive"
     assert study.report([], tmp_path).verdict == "inconclusive"
+
+
+@pytest.mark.parametrize("slope", [-0.5, -0.6, -0.83, -1.0, -1.5, -0.4])
+def test_slopes_at_or_below_minus_one_half_are_within_the_upper_bound(tmp_path, slope):
+    """Lee et al.'s width^(-1/2) is an upper bound: a steeper slope supports it (-0.4 is within the 0.15 floor)."""
+    section = get_study("lazy").report(_rows({("ntk", "gd"): slope}), tmp_path)
+    assert section.verdict == "supported", section.findings[0]
+    assert "within Lee et al.'s upper bound" in section.findings[0]
+    if slope <= -0.7:
+        ntk_line = next(f for f in section.findings if "relative eNTK" in f)
+        assert "shrinks faster than width^(−1/2): within Lee et al. 2019's bound" in ntk_line
+        assert "Dyer & Gur-Ari" in ntk_line
+
+
+@pytest.mark.parametrize("slope", [-0.3, 0.0, 0.3])
+def test_slopes_clearly_above_minus_one_half_break_the_bound(tmp_path, slope):
+    section = get_study("lazy").report(_rows({("ntk", "gd"): slope}), tmp_path)
+    assert section.verdict == "not supported", section.findings[0]
+
+
+def test_one_slope_outside_the_bound_gives_mixed(tmp_path):
+    rows = _rows({("ntk", "gd"): -0.5}, per_metric={"rel_ntk_change": -0.83, "function_gap": -0.2})
+    section = get_study("lazy").report(rows, tmp_path)
+    assert section.verdict == "mixed"
+    assert "only rel_ntk_change, rel_param_change within the upper bound" in section.findings[0]
+
+
+def test_a_noisy_fit_widens_the_allowance(tmp_path):
+    """With a large standard error a slope of -0.3 is not significantly above -1/2: within the bound."""
+    rows = _rows({("ntk", "gd"): -0.3}, noise=0.8)
+    fit_line = next(f for f in get_study("lazy").report(rows, tmp_path).findings if "parameter change" in f)
+    se = float(fit_line.split("± ")[1].split()[0])
+    slope = float(fit_line.split("width^")[1].split()[0])
+    assert (slope <= -0.5 + max(0.15, 2 * se)) == (
+        "within" in fit_line.split("—")[-1] and "bound" in fit_line
+    )

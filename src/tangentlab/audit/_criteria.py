@@ -7,8 +7,9 @@ track the linearized model's (Lee et al. 2019, arXiv 1902.06720, Thm. 2.1; Chiza
 1812.07956), and so kernel regression with the initial NTK predicts what the trained network predicts.
 
 Each criterion compares one measured number with a threshold (passes iff ``value < threshold``). The defaults are
-the audit's choice, not the papers': 0.1 for every relative quantity ("changes by less than 10 %"), and 0.02 for the
-gap in test error (two points of error rate). Every threshold is an option (:class:`Thresholds`).
+the audit's choice, not the papers': 0.1 for every relative quantity ("changes by less than 10 %"), the matching
+angle ``arccos(1 - 0.1) ~ 0.45`` rad for the kernel's projected turn, and 0.02 for the gap in test error (two points
+of error rate). Every threshold is an option (:class:`Thresholds`).
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ class Thresholds:
         kernel_spread: seed-to-seed relative standard deviation of the eNTK at init (Frobenius norm),
             ``sqrt(sum_s ||Theta_s - mean||_F^2 / (k-1)) / ||mean||_F`` on the probe. Default 0.1.
         kernel_distance: Fort et al. 2020's distance from init ``S(0, T) = 1 - cos(Theta_0, Theta_T)``. Default 0.1.
-        kernel_velocity: the final kernel velocity times the run length, ``v(T) * T``: how far (in ``S``) the kernel
-            would move in another run of the same length at its final speed. Default 0.1.
+        kernel_velocity: the final kernel velocity (angle per step, :func:`tangentlab.metrics.kernel_velocity`)
+            times the run length, ``v(T) * T``: the angle (radians) the kernel would turn in another run of the
+            same length at its final speed. Default 0.45 ~ ``arccos(1 - 0.1)``, the angle at which ``S`` reaches
+            the ``kernel_distance`` default (the velocity was ``S / dt`` before issue 17, with threshold 0.1 in
+            units of ``S``; an angle is linear in time, ``S`` is not).
         param_change: ``||theta_T - theta_0|| / ||theta_0||``. Default 0.1.
         function_gap: ``max_t ||f_t - f_t^lin|| / ||f_t^lin||`` on the test inputs. Default 0.1.
         error_gap: ``|err_net - err_ntk|`` between the trained net and NTK regression with the init eNTK: test error
@@ -41,7 +45,7 @@ class Thresholds:
 
     kernel_spread: float = 0.1
     kernel_distance: float = 0.1
-    kernel_velocity: float = 0.1
+    kernel_velocity: float = 0.45
     param_change: float = 0.1
     function_gap: float = 0.1
     error_gap: float = 0.02
@@ -99,7 +103,7 @@ DESCRIPTIONS: dict[str, tuple[str, str]] = {
         "Thm. 2.1); S is Fort et al. 2020's scale-free distance",
     ),
     "kernel_velocity": (
-        "final kernel velocity × steps, v(T)·T",
+        "final kernel velocity × steps, v(T)·T (radians)",
         "outside the kernel regime the kernel keeps moving at a roughly constant velocity after a short "
         "transient (Fort et al. 2020); in it the velocity decays to zero",
     ),

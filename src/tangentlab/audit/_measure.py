@@ -8,8 +8,8 @@
    eq. 5; :func:`tangentlab.train.linearize`) are trained with the same optimizer, rate and steps on MSE
    ``L = (1/(2n)) sum_i ||f(x_i) - y_i||^2`` by :func:`tangentlab.train.fit`. At evenly spaced checkpoints
    (:class:`tangentlab.train.Snapshots`): the probe eNTK of the net, the relative parameter change, and both
-   models' test outputs. From them: ``S(0, t)``, the velocity ``v = S(t_i, t_{i+1}) / (t_{i+1} - t_i)`` (Fort et al.
-   2020) and the gap ``||f_t - f_t^lin||_F / ||f_t^lin||_F`` on the test inputs (Lee et al. 2019).
+   models' test outputs. From them: ``S(0, t)``, the velocity ``v = phi(t_i, t_{i+1}) / (t_{i+1} - t_i)``, the angle
+   the kernel turns per step (Fort et al. 2020's velocity, as an angle) and the gap ``||f_t - f_t^lin||_F / ||f_t^lin||_F`` on the test inputs (Lee et al. 2019).
 3. **Predictions.** Test error and MSE of the trained net, the trained linearized model, and NTK regression with the
    init eNTK from :func:`tangentlab.predict.gradient_descent_mse` with ``f_0``: at time ``t = steps`` in steps of
    the learning rate for GD/SGD (the linearized GD trajectory as gradient flow), and at ``t = inf`` (the kernel

@@ -132,7 +132,7 @@ def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
             label="threshold / steps",
         )
         ax.legend()
-    ax.set(xlabel="step", ylabel="S(t_i, t_i+1) / Δt", title="kernel velocity")
+    ax.set(xlabel="step", ylabel="angle φ(t_i, t_i+1) / Δt (rad/step)", title="kernel velocity")
     ax = axes[1, 0]
     ax.plot(steps, m.param_change, "o-", label="‖θ_t − θ_0‖ / ‖θ_0‖")
     ax.plot(steps, m.function_gap, "s-", label="‖f_t − f_t^lin‖ / ‖f_t^lin‖ (test)")

@@ -6,7 +6,8 @@ evidence-tuned twin at the same bandit and width — ``neural_ucb`` with ``ucb_e
 ``ts_evidence`` — and the seeds are paired (the same seed is the same bandit and the same initial net). A twin is
 *better* when the mean paired difference of final regrets is negative and larger in size than
 ``2 * standard error`` of the paired differences (with a single seed: any difference above 1% of the NTK-rule
-regret), *worse* in the mirrored case, else *tied*. Verdict: ``supported`` if at least half of the pairs are better
+regret), *worse* in the mirrored case, else *tied*. The UCB pairs and the TS pairs are also judged apart (the
+"halves"; with nu at the noise std NeuralUCB can match its twin while Neural TS does not). Verdict: ``supported`` if at least half of the pairs are better
 and none worse, ``not supported`` if at least half are worse and none better, ``mixed`` otherwise;
 ``inconclusive`` without pairs.
 """
@@ -177,6 +178,9 @@ def _settings(rows: list[ResultRow], runs_summary: str) -> tuple[str, ...]:
     rounds = sorted({int(r.config.params.get("rounds", 0)) for r in rows})
     arms = sorted({int(v) for r in rows if isinstance(v := r.metrics.get("n_arms"), int | float)})
     classes = "all classes" if c.data.classes is None else f"classes {list(c.data.classes)}"
+    nus = sorted({float(v) for r in rows if isinstance(v := r.metrics.get("nu"), int | float)})
+    nu = ", ".join(f"{v:g}" for v in nus) or str(p.get("nu"))
+    nu_source = " (the reward noise std, Zhou et al.'s sub-Gaussian scale)" if p.get("nu") is None else ""
     return (
         f"Bandits: {envs}; arms {arms}; rounds {rounds}; reward noise std {p.get('noise_std')}; classification data "
         f"{c.data.name} ({classes}, pool {c.data.n_train}) projected on {p.get('input_dim')} principal components, disjoint "
@@ -184,7 +188,7 @@ def _settings(rows: list[ResultRow], runs_summary: str) -> tuple[str, ...]:
         f"Model: {_describe(c.model)} (every hidden Dense `width` units, scalar readout), NTK parametrization, "
         f"float64; widths {widths}; retrained every {p.get('train_every')} pulls with {c.train.steps} Adam steps "
         f"(lr {c.train.learning_rate}), warm start.",
-        f"NTK rule: γ_t = ν·sqrt(log det(I + K/λ) − 2 log δ) + sqrt(λ)·S with ν={p.get('nu')}, λ={p.get('lam')}, "
+        f"NTK rule: γ_t = ν·sqrt(log det(I + K/λ) − 2 log δ) + sqrt(λ)·S with ν={nu}{nu_source}, λ={p.get('lam')}, "
         f"S={p.get('norm_bound')}, δ={p.get('delta')} (the m^(−1/6) and training-error terms dropped).",
         f"Evidence agents: (α, σ) maximising the function-space evidence of a linearized Laplace model (prior at "
         f"init), refitted every {p.get('tune_every')} pulls; UCB adds β={p.get('beta')} predictive std.",
@@ -208,6 +212,7 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
 
     findings: list[str] = []
     outcomes: list[str] = []
+    halves: dict[str, list[str]] = defaultdict(list)
     comparisons: list[str] = []
     for g in sorted(groups):
         by_agent = groups[g]
@@ -218,6 +223,7 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
                     continue
                 outcome, diff, se, n = res
                 outcomes.append(outcome)
+                halves[base].append(outcome)
                 b_mean, _ = _mean_se(list(_final(by_agent[base]).values()))
                 comparisons.append(
                     f"{g[0]}, width {g[1]}: {_label(twin)} vs {_label(base)}: final regret differs by {diff:+.1f}"
@@ -266,6 +272,13 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
         else "Verdict: inconclusive — no NTK-rule agent ran beside its evidence-tuned twin."
     )
 
+    half_lines = [
+        f"{_label(base).split(' (')[0]} half: {_verdict(res)} — the evidence twin is better in "
+        f"{res.count('better')}, worse in {res.count('worse')}, tied in {res.count('tied')} of {len(res)}."
+        for base, _ in PAIRS
+        if (res := halves.get(base))
+    ]
+
     agents = sorted({a for g in groups.values() for a in g}, key=lambda a: list(AGENT_LABELS).index(a))
     keys = sorted(groups)
     table_rows = []
@@ -283,7 +296,7 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
     return StudySection(
         **section_header(study),
         verdict=verdict,
-        findings=(head, *comparisons, *findings),
+        findings=(head, *half_lines, *comparisons, *findings),
         figures=(png,),
         tables=(table,),
         settings=_settings(runs.completed, runs.summary()),

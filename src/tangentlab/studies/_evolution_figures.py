@@ -72,7 +72,7 @@ def plot_dynamics(rows: list[ResultRow], dataset: str, path: Path) -> None:
         name = model_label(group[0]) if group else kind
         titles = (
             f"{name}: kernel distance from init S(0,t)",
-            f"{name}: velocity S(t_i,t_(i+1))/Δt",
+            f"{name}: velocity angle(t_i,t_(i+1))/Δt",
             f"{name}: block mean ÷ mean diag (— within, -- between)",
             f"{name}: centred kernel–label alignment",
         )

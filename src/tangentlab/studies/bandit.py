@@ -25,7 +25,8 @@ One run (one grid point: ``env``, ``agent``, ``width``, seed) plays ``rounds`` r
 4. Metrics: ``final_regret`` (cumulative pseudo-regret after ``rounds``), ``half_regret`` (after ``rounds // 2``),
    ``growth_ratio`` ``R(T) / R(T/2)`` (about 2 for linear regret, ``sqrt 2`` for ``sqrt T``), ``mistake_rate``
    (fraction of rounds with regret > 0), the exploration scale at the last round (``final_scale``: ``gamma_t`` for
-   the NTK rule, ``beta sigma`` for the evidence agents) and the evidence's ``alpha``/``sigma``. Artifacts:
+   the NTK rule, ``beta sigma`` for the evidence agents), the evidence's ``alpha``/``sigma`` and the ``nu`` used
+   (``params.nu``, by default the reward noise's std ``noise_std``, as in Zhou et al.'s theorem). Artifacts:
    ``cumulative_regret`` (T,) and ``scale`` (per round, where the agent has one).
 
 The report (:mod:`tangentlab.studies._bandit_report`) plots cumulative regret against rounds per agent and width
@@ -68,7 +69,8 @@ class BanditParams(BaseModel):
         n_arms: arms (synthetic bandits).
         lam, nu, norm_bound, delta: ``lambda``, ``nu``, ``S`` and ``delta`` of the NTK rule
             ``gamma_t = nu sqrt(log det(I + K/lambda) - 2 log delta) + sqrt(lambda) S``; ``nu^2`` is also the NTK-GP
-            noise variance and ``delta`` GP-UCB's.
+            noise variance and ``delta`` GP-UCB's. In Zhou et al. 2020 ``nu`` is the sub-Gaussian scale of the
+            reward noise, so ``nu`` defaults to ``noise_std`` (``None``); with noiseless rewards it must be set.
         beta: predictive standard deviations added by ``ucb_evidence``.
         epsilon: exploration probability of ``eps_greedy``.
         train_every: retrain after every this many pulls.
@@ -86,13 +88,33 @@ class BanditParams(BaseModel):
     dim: PositiveInt = 10
     n_arms: PositiveInt = 4
     lam: PositiveFloat = 1.0
-    nu: PositiveFloat = 1.0
+    nu: PositiveFloat | None = None
     norm_bound: NonNegativeFloat = 1.0
     delta: PositiveFloat = 0.1
     beta: PositiveFloat = 1.0
     epsilon: NonNegativeFloat = 0.1
     train_every: PositiveInt = 10
     tune_every: PositiveInt = 50
+
+
+def exploration_nu(p: BanditParams) -> float:
+    """The NTK rule's ``nu``: ``params.nu`` when set, else the reward noise's standard deviation ``noise_std``.
+
+    Zhou et al. 2020 (Thm. 4.1) take ``nu`` as the sub-Gaussian scale of the reward noise; for Gaussian noise that is
+    its standard deviation. (``nu = 1`` with noise std 0.1 explores 10x too much, and gives the NTK-GP 100x the noise
+    variance.)
+
+    Raises:
+        ValueError: when ``nu`` is not set and the rewards are noiseless (``noise_std = 0``).
+    """
+    if p.nu is not None:
+        return float(p.nu)
+    if p.noise_std <= 0:
+        raise ValueError(
+            "params.nu: expected a value when params.noise_std is 0 (nu defaults to the reward noise's std), "
+            "got none"
+        )
+    return float(p.noise_std)
 
 
 def make_env(p: BanditParams, config: RunConfig) -> BanditEnv:
@@ -157,7 +179,7 @@ class BanditStudy(Study):
 
         settings = AgentSettings(
             lam=p.lam,
-            nu=p.nu,
+            nu=exploration_nu(p),
             norm_bound=p.norm_bound,
             delta=p.delta,
             beta=p.beta,
@@ -185,6 +207,7 @@ class BanditStudy(Study):
             "growth_ratio": _finite(final / half) if half > 0 else None,
             "mistake_rate": float((traj.regret > 1e-12).double().mean()),
             "mean_reward": float(traj.rewards.mean()),
+            "nu": settings.nu,
         }
         artifacts = {"cumulative_regret": cum.numpy().astype(np.float64)}
         if isinstance(agent, NetworkAgent):

@@ -6,8 +6,10 @@ Claims tested:
   parametrization the NTK can stay (nearly) constant in training only in the ordered phase (sigma_w^2 < 2); at the
   edge of chaos (sigma_w^2 = 2) and in the chaotic phase (sigma_w^2 > 2) it moves and grows a class structure
   (within-class blocks rise above between-class blocks).
-* Fort et al. 2020 (arXiv 2010.15110): the kernel velocity ``S(t, t+dt)/dt`` is large in an early, chaotic
-  transient and then roughly constant; the "after kernel" (the eNTK at a checkpoint, used for kernel regression)
+* Fort et al. 2020 (arXiv 2010.15110): the kernel velocity is large in an early, chaotic transient and then
+  roughly constant. Fort et al. use ``S(t, t+dt)/dt`` at a fixed ``dt``; the snapshots here are log-spaced, and ``S``
+  is quadratic in the angle turned, so the velocity is the angle per step
+  (:func:`tangentlab.metrics.kernel_velocity`), which is constant for a constant speed on any spacing; the "after kernel" (the eNTK at a checkpoint, used for kernel regression)
   beats the kernel at initialisation.
 
 One run (one grid point: ``data.name``, ``model_kind``, ``sigma_w2``, ``width``/``channels``, seed):
@@ -29,9 +31,12 @@ One run (one grid point: ``data.name``, ``model_kind``, ``sigma_w2``, ``width``/
    (:func:`~tangentlab.studies._evolution_kernels.kernel_regression_accuracy`, relative ridge ``ridge``) with the
    eNTK at step t on the first ``after_kernel_train`` training examples.
 5. Curves (artifacts, one value per snapshot): ``snap_step``, ``kernel_distance`` ``S(0, t)``,
+   ``kernel_distance_centered`` (``S`` between the kernels centred over the probe, ``H K H`` with
+   ``H = I - 11^T/n``: in deep ordered-phase nets a near-constant block dominates the trace eNTK and hides how its
+   structure moves),
    ``within_ratio``/``between_ratio`` (block means over the mean diagonal, :func:`block_ratios`), ``alignment``
    (centred kernel-target alignment with the probe's one-hot labels), ``after_kernel_acc``, ``net_acc``,
-   ``train_loss``; ``velocity`` ``S(t_i, t_{i+1}) / (t_{i+1} - t_i)`` with ``velocity_t0``/``velocity_t1``;
+   ``train_loss``; ``velocity`` ``angle(t_i, t_{i+1}) / (t_{i+1} - t_i)`` (radians per step) with ``velocity_t0``/``velocity_t1``;
    ``ntk0_probe``/``ntkT_probe`` and ``probe_labels``. Scalars (metrics): their values at init and at the end, and
    :func:`velocity_summary` (late = intervals starting after ``late_fraction * steps``).
 
@@ -66,6 +71,7 @@ ModelKind = Literal["mlp", "cnn", "deep_mlp"]
 CURVES: tuple[str, ...] = (
     "snap_step",
     "kernel_distance",
+    "kernel_distance_centered",
     "within_ratio",
     "between_ratio",
     "alignment",
@@ -226,6 +232,7 @@ class EvolutionStudy(Study):
             within, between = block_ratios(k, probe_lab)
             curves["snap_step"].append(float(s.step))
             curves["kernel_distance"].append(metrics.kernel_distance(k0, k))
+            curves["kernel_distance_centered"].append(metrics.kernel_distance(k0, k, centered=True))
             curves["within_ratio"].append(within)
             curves["between_ratio"].append(between)
             curves["alignment"].append(metrics.kernel_target_alignment(k, probe_y, centered=True))
@@ -250,6 +257,7 @@ class EvolutionStudy(Study):
             "train_loss_final": _finite(res.final_train_loss),
             "final_step": int(t[-1]),
             "kernel_distance_final": _finite(curves["kernel_distance"][-1]),
+            "kernel_distance_centered_final": _finite(curves["kernel_distance_centered"][-1]),
         }
         for key in (
             "within_ratio",
