@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import signal
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +23,17 @@ from tangentlab._version import __version__
 from tangentlab.audit import Thresholds
 from tangentlab.audit import audit as run_audit
 from tangentlab.report import write_report
-from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
+from tangentlab.runner import (
+    ConfigError,
+    FolderInUseError,
+    Interrupted,
+    ResultStore,
+    StoredRun,
+    StoreError,
+    load_sweep,
+    run_sweep,
+)
+from tangentlab.runner.selection import outcome, select
 from tangentlab.studies import ResultRow
 
 app = typer.Typer(
@@ -91,7 +102,7 @@ def run(
 ) -> None:
     """Run a sweep (resumable: runs already done are skipped)."""
     try:
-        _, study, runs = load_sweep(config, studies.get_study)
+        sweep, study, runs = load_sweep(config, studies.get_study)
     except ConfigError as err:
         raise _fail(str(err)) from None
     if address is not None and executor is not Executor.ray:
@@ -108,9 +119,18 @@ def run(
             retry_failed=retry_failed,
             device=device,
             progress=progress,
+            sweep=sweep.model_dump(mode="json"),
+            source=str(config),
         )
-    except ImportError as err:
+    except (ImportError, FolderInUseError, StoreError) as err:
         raise _fail(str(err)) from None
+    except Interrupted as stop:
+        typer.echo(
+            f"tangentlab: interrupted by {signal.Signals(stop.signum).name}; workers stopped, unfinished runs "
+            f"left to rerun: run the same command to resume ({out_dir})",
+            err=True,
+        )
+        raise typer.Exit(128 + stop.signum) from None
     typer.echo(
         f"{out_dir}: {summary.total} runs; {summary.skipped} already finished, {summary.done} done now, "
         f"{len(summary.failed)} failed now, {len(summary.failed_before)} failed earlier (not retried)"
@@ -129,13 +149,14 @@ def results(
     """One line per run: id, study, status, the values that vary between runs, metrics."""
     rows = _stored(out_dir)
     varying = _varying_fields(rows)
-    metric_names = list(dict.fromkeys(name for row in rows for name in row.metrics))
+    # one status column: the study's own "status" metric is merged into it (see runner.selection.outcome)
+    metric_names = list(dict.fromkeys(name for row in rows for name in row.metrics if name != "status"))
     if format is Format.json:
         records = [
             {
                 "run_id": row.run_id,
                 "study": row.study,
-                "status": row.status,
+                "status": outcome(row),
                 "grid": {name: _flat(row).get(name) for name in varying},
                 "metrics": row.metrics,
                 "seconds": row.seconds,
@@ -148,7 +169,7 @@ def results(
         return
     header = ["run_id", "study", "status", *varying, *metric_names]
     table = [
-        [row.run_id, row.study, row.status]
+        [row.run_id, row.study, outcome(row)]
         + [_cell(_flat(row).get(name)) for name in varying]
         + [_cell(row.metrics.get(name)) for name in metric_names]
         for row in rows
@@ -166,32 +187,74 @@ def results(
 
 
 @app.command("report")
-def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")]) -> None:
-    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path."""
-    rows = _stored(out_dir)
-    figures_dir = (out_dir / "report" / "figures").resolve()  # studies may return their figures as given
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the report into OUT/report/ (e.g. for a read-only results folder)."
+        ),
+    ] = None,
+    use_all: Annotated[
+        bool, typer.Option("--all", help="Pool the runs of every config revision, not only the last one.")
+    ] = False,
+) -> None:
+    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path.
+
+    Each study uses the runs of the last sweep run into the folder; runs of other config revisions, runs whose
+    artifacts are gone and diverged runs are named in the report's header.
+    """
+    with _opened(out_dir) as store:
+        rows = store.runs()
+        sweeps = {name: store.sweeps(name) for name in store.studies()}
+    target = out if out is not None else out_dir
+    figures_dir = (target / "report" / "figures").resolve()  # studies may return their figures as given
+    try:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _fail(
+            f"--out: cannot write the report into {target} ({err.strerror}); pass --out elsewhere"
+        ) from None
+    sections, notes = [], {}
+    not_used, missing, diverged = [], [], []
     for study_name in dict.fromkeys(row.study for row in rows):
         try:
             study = studies.get_study(study_name)
         except ValueError as err:
             raise _fail(f"{out_dir}: {err}") from None
-        done = [_result_row(row) for row in rows if row.study == study_name and row.status == "done"]
+        chosen = select(
+            [r for r in rows if r.study == study_name], sweeps.get(study_name, []), use_all=use_all
+        )
+        not_used += chosen.other_revisions
+        missing += chosen.missing_artifacts
+        diverged += chosen.diverged
+        done = [_result_row(row) for row in chosen.used if row.status == "done"]
         if not done:
             typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
             continue
         sections.append(study.report(done, figures_dir))
+    for label, group in (
+        ("other config revisions, not used", not_used),
+        ("artifacts missing, left out", missing),
+        ("diverged (kept out of fits)", diverged),
+    ):
+        if group:
+            notes[label] = f"{len(group)} run(s): " + ", ".join(r.run_id for r in group)
+            hint = " (tangentlab report --all pools them)" if group is not_used else ""
+            typer.echo(f"tangentlab: {label}: {notes[label]}{hint}", err=True)
     counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
     metadata = {
         "output folder": str(out_dir),
         "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
+        **notes,
         "tangentlab": __version__,
         "torch": torch.__version__,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": f"tangentlab report {out_dir}",
+        "command": f"tangentlab report {out_dir}"
+        + (f" --out {out}" if out is not None else "")
+        + (" --all" if use_all else ""),
     }
-    path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
+    path = write_report(target, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     typer.echo(str(path))
 
 
@@ -300,10 +363,15 @@ def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: floa
 
 
 def _stored(out_dir: Path) -> list[StoredRun]:
+    with _opened(out_dir) as store:
+        return store.runs()
+
+
+def _opened(out_dir: Path) -> ResultStore:
+    """The folder's store, read-only; a missing or corrupt database exits 2 with what to do."""
     try:
-        with ResultStore(out_dir) as store:
-            return store.runs()
-    except FileNotFoundError as err:
+        return ResultStore(out_dir)
+    except (FileNotFoundError, StoreError) as err:
         raise _fail(str(err)) from None
 
 
