@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,11 +19,13 @@ import torch
 import typer
 
 from tangentlab import studies
+from tangentlab._cli_configs import configs_app, print_params
+from tangentlab._packaged import resolve_config
 from tangentlab._version import __version__
 from tangentlab.audit import Thresholds
 from tangentlab.audit import audit as run_audit
 from tangentlab.report import write_report
-from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
+from tangentlab.runner import ResultStore, StoredRun, load_sweep, run_sweep
 from tangentlab.studies import ResultRow
 
 app = typer.Typer(
@@ -67,16 +70,28 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+app.add_typer(configs_app)
+
+
 @app.command("studies")
-def list_studies() -> None:
+def list_studies(
+    params: Annotated[
+        str | None, typer.Option("--params", metavar="NAME", help="Print study NAME's parameters instead.")
+    ] = None,
+) -> None:
     """List the registered studies: name, title and citation."""
+    if params is not None:
+        print_params(params)
+        return
     for cls in studies.list_studies():
         typer.echo(f"{cls.name}\t{cls.title}\t{cls.citation}")
 
 
 @app.command("run")
 def run(
-    config: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
+    config: Annotated[
+        Path, typer.Argument(help="A sweep file (YAML), or a packaged config's name (`tangentlab configs`).")
+    ],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: results/<config stem>).")] = None,
     executor: Annotated[Executor, typer.Option(help="Where runs are computed.")] = Executor.local,
     address: Annotated[
@@ -90,10 +105,11 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a sweep (resumable: runs already done are skipped)."""
-    try:
-        _, study, runs = load_sweep(config, studies.get_study)
-    except ConfigError as err:
-        raise _fail(str(err)) from None
+    with tempfile.TemporaryDirectory(prefix="tangentlab-config-") as scratch:
+        try:
+            _, study, runs = load_sweep(resolve_config(config, Path(scratch)), studies.get_study)
+        except ValueError as err:  # ConfigError is a ValueError
+            raise _fail(str(err)) from None
     if address is not None and executor is not Executor.ray:
         raise _fail(f"--address: only used with --executor ray, got --executor {executor.value}")
     out_dir = out if out is not None else Path("results") / config.stem
