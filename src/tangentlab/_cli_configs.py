@@ -17,6 +17,7 @@ configs_app = typer.Typer(
     help="The sweep files shipped with tangentlab: list them, show one, copy one out for editing.",
     no_args_is_help=False,
     invoke_without_command=True,
+    rich_markup_mode=None,
 )
 
 

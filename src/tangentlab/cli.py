@@ -32,8 +32,9 @@ app = typer.Typer(
     name="tangentlab",
     help="Does this finite neural network behave as neural tangent kernel theory predicts?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: wraps at the terminal's width (at most 80), no boxes
 )
 
 
@@ -71,6 +72,36 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 app.add_typer(configs_app)
+QUIET = {
+    "on": False
+}  # set by the top-level -q/--quiet: no progress bars, no status lines (errors still shown)
+
+
+def _say(message: str) -> None:
+    """A status line on stdout, unless -q/--quiet."""
+    if not QUIET["on"]:
+        typer.echo(message)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tangentlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="No progress bars or status lines; errors still go to stderr."),
+    ] = False,
+) -> None:
+    """Does this finite neural network behave as neural tangent kernel theory predicts?"""
+    QUIET["on"] = quiet
 
 
 @app.command("studies")
@@ -123,11 +154,11 @@ def run(
             address=address,
             retry_failed=retry_failed,
             device=device,
-            progress=progress,
+            progress=progress and not QUIET["on"],
         )
     except ImportError as err:
         raise _fail(str(err)) from None
-    typer.echo(
+    _say(
         f"{out_dir}: {summary.total} runs; {summary.skipped} already finished, {summary.done} done now, "
         f"{len(summary.failed)} failed now, {len(summary.failed_before)} failed earlier (not retried)"
     )
@@ -208,7 +239,7 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder
         "command": f"tangentlab report {out_dir}",
     }
     path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
-    typer.echo(str(path))
+    _say(str(path))
 
 
 @app.command("audit")
@@ -296,7 +327,7 @@ def audit(
             shape=shape.value,
             dtype=getattr(torch, dtype.value),
             thresholds=thresholds,
-            progress=progress,
+            progress=progress and not QUIET["on"],
         )
     except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
         raise _fail(" ".join(str(err).split())) from None
@@ -307,7 +338,7 @@ def audit(
         result, out_dir, command=_audit_command(factory, data, optimizer.value, steps, lr)
     )
     typer.echo(render_table(result))
-    typer.echo(f"wrote {json_path} and {html_path}")
+    _say(f"wrote {json_path} and {html_path}")
 
 
 def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:
