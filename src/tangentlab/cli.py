@@ -6,14 +6,11 @@ option or output folder (a one-paragraph message naming the file and the field, 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 import typer
@@ -172,44 +169,30 @@ def run(
 def results(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    columns: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated columns to show, e.g. width,seed,kernel_change."),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep runs where NAME OP VALUE holds, e.g. 'width>=1024' (repeatable)."),
+    ] = None,
+    mean_over: Annotated[
+        list[str] | None,
+        typer.Option(help="Average finished runs over this column, e.g. seed: means and _se columns."),
+    ] = None,
 ) -> None:
-    """One line per run: id, study, status, the values that vary between runs, metrics."""
-    rows = _stored(out_dir)
-    varying = _varying_fields(rows)
-    metric_names = list(dict.fromkeys(name for row in rows for name in row.metrics))
-    if format is Format.json:
-        records = [
-            {
-                "run_id": row.run_id,
-                "study": row.study,
-                "status": row.status,
-                "grid": {name: _flat(row).get(name) for name in varying},
-                "metrics": row.metrics,
-                "seconds": row.seconds,
-                "error": row.error,
-                "config": row.config.model_dump(mode="json"),
-            }
-            for row in rows
-        ]
-        typer.echo(json.dumps(records, indent=2))
-        return
-    header = ["run_id", "study", "status", *varying, *metric_names]
-    table = [
-        [row.run_id, row.study, row.status]
-        + [_cell(_flat(row).get(name)) for name in varying]
-        + [_cell(row.metrics.get(name)) for name in metric_names]
-        for row in rows
-    ]
-    if format is Format.csv:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([header, *table])
-        typer.echo(buffer.getvalue(), nl=False)
-        return
-    widths = [max(len(str(line[i])) for line in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        typer.echo(
-            "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        )
+    """One line per run: id, study, status, the values that vary between runs, metrics.
+
+    A column is named in full (params.width) or by its last part when unique (width). The table keeps the
+    columns that fit the terminal; --format csv or json gives them all (JSON has null for NaN).
+    """
+    from tangentlab._cli_results import show_results
+
+    try:
+        show_results(_stored(out_dir), format.value, columns=columns, where=where or (), over=mean_over or ())
+    except ValueError as err:
+        raise _fail(str(err)) from None
 
 
 @app.command("report")
@@ -356,32 +339,6 @@ def _stored(out_dir: Path) -> list[StoredRun]:
 
 def _result_row(row: StoredRun) -> ResultRow:
     return ResultRow(row.run_id, row.config, row.status, row.metrics, row.artifacts_dir)
-
-
-def _flat(row: StoredRun) -> dict[str, Any]:
-    """The resolved config as ``section.field`` → value (the model as one JSON string)."""
-    config = row.config.model_dump(mode="json")
-    flat: dict[str, Any] = {"model": json.dumps(config["model"], sort_keys=True), "seed": config["seed"]}
-    for section in ("data", "train", "params"):
-        for key, value in config[section].items():
-            if isinstance(value, dict):
-                flat.update({f"{section}.{key}.{k}": v for k, v in value.items()})
-            else:
-                flat[f"{section}.{key}"] = value
-    return flat
-
-
-def _varying_fields(rows: list[StoredRun]) -> list[str]:
-    """The config fields whose values differ between runs (the grid axes and seeds), in config order."""
-    flats = [_flat(row) for row in rows]
-    names = list(dict.fromkeys(name for flat in flats for name in flat))
-    return [n for n in names if len({json.dumps(f.get(n), sort_keys=True) for f in flats}) > 1]
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value) if not isinstance(value, list | dict) else json.dumps(value)
 
 
 def main() -> None:
