@@ -225,7 +225,9 @@ def test_npz_rows_are_read_not_the_whole_file(tmp_path, env):
 
             class Shape(Study):
                 name: ClassVar[str] = "shape"
-                title: ClassVar[str] = citation = claim = "-"
+                title: ClassVar[str] = "-"
+                citation: ClassVar[str] = "-"
+                claim: ClassVar[str] = "-"
                 Params: ClassVar[type[BaseModel]] = Params
 
                 def run(self, config, *, device="cpu"):
@@ -258,12 +260,19 @@ def test_npz_rows_are_read_not_the_whole_file(tmp_path, env):
         probe = (
             "import resource, subprocess, sys; "
             f"r = subprocess.run({command('run', str(sweep), '--out', str(tmp_path / f'out{rows}'), '--no-progress')!r}); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+            "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
         )
         done = subprocess.run(
             [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
         )
-        assert done.returncode == 0, done.stderr
-        peaks[rows] = int(done.stdout.split()[-1]) / 1024  # MiB
+        code, peak = done.stdout.split()[-2:]
+        assert done.returncode == 0 and code == "0", done.stdout + done.stderr
+        peaks[rows] = int(peak) / 1024  # MiB
+        records = json.loads(
+            tangentlab(
+                "results", str(tmp_path / f"out{rows}"), "--format", "json", cwd=tmp_path, env=env
+            ).stdout
+        )
+        assert records[0]["metrics"]["n"] == 100
         data.unlink()
     assert peaks[60_000] - peaks[200] < 60, peaks  # the file is 188 MB; its float64 copy would be 376 MB

@@ -41,6 +41,32 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Pool sizes of the fixed-size datasets: (train pool, official test pool or None when load splits one pool).
+POOL_SIZES: dict[str, tuple[int, int | None]] = {
+    "digits": (1797, None),
+    "mnist5k": (5000, None),
+    "mnist": (50000, 10000),
+    "diabetes": (442, None),
+}
+
+
+def pool_sizes(name: str) -> tuple[int, int | None] | None:
+    """(train pool, test pool or None) of a fixed-size dataset, without loading it; None for generated datasets
+    (any size). For ``npz:PATH`` the sizes come from the archive's array headers.
+
+    Raises:
+        FileNotFoundError: a missing npz file.
+        ValueError: an npz file without the expected keys.
+    """
+    if not name.startswith("npz:"):
+        return POOL_SIZES.get(name)
+    path = name[4:]
+    with np.load(path, allow_pickle=False) as archive:
+        if not {"y_train", "y_test"} <= set(archive.files):
+            raise ValueError(f"name: npz file {path!r} lacks y_train / y_test")
+        return len(archive["y_train"]), len(archive["y_test"])
+
+
 def _count(name: str, value: int | None, minimum: int) -> int | None:
     if value is None:
         return None
