@@ -143,6 +143,7 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a sweep (resumable: runs already done are skipped)."""
+    _check_device(device)
     with tempfile.TemporaryDirectory(prefix="tangentlab-config-") as scratch:
         try:
             sweep, study, runs = load_sweep(resolve_config(config, Path(scratch)), studies.get_study)
@@ -383,6 +384,26 @@ def audit(
     )
     typer.echo(render_table(result))
     _say(f"wrote {json_path} and {html_path}")
+
+
+def _check_device(device: str) -> None:
+    """Exit 2 before any work when ``--device`` names a device this machine does not have."""
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise _fail(
+            f"--device: {device!r} is not a torch device; available here: {', '.join(available)}"
+        ) from None
+    ok = parsed.type == "cpu" or (parsed.type == "mps" and "mps" in available)
+    if parsed.type == "cuda":
+        ok = torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count()
+    if not ok:
+        raise _fail(
+            f"--device: {device!r} is not available on this machine; available here: {', '.join(available)}"
+        )
 
 
 def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:

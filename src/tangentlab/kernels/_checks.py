@@ -57,6 +57,11 @@ def as_inputs(name: str, x: object, like: torch.Tensor) -> torch.Tensor:
     if x.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one example, got shape {tuple(x.shape)}")
     if x.is_floating_point() or x.is_complex():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f"{name}: expected finite inputs, got {bad} NaN/inf value(s) (the kernel would be NaN)"
+            )
         return x.to(device=like.device, dtype=like.dtype)
     return x.to(device=like.device)
 

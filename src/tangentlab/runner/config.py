@@ -29,7 +29,7 @@ import itertools
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import torch
 import yaml
@@ -46,9 +46,16 @@ from pydantic import (
 
 from tangentlab import arch
 from tangentlab._version import __version__
-from tangentlab.data import DATASETS, OPTIONS, Dataset
+from tangentlab.data import DATASETS, OPTIONS, Dataset, pool_sizes
 from tangentlab.data import load as load_dataset
 from tangentlab.runner._protocol import StudyLike
+from tangentlab.runner._yaml import (
+    MAX_FILE_CHARS,
+    MAX_YAML_NODES,
+    DuplicateKeyError,
+    StrictLoader,
+    expanded_size,
+)
 from tangentlab.runner.inputs import input_hashes
 
 
@@ -88,9 +95,9 @@ class DataConfig(BaseModel):
 
 
 class TrainConfig(BaseModel):
-    """Arguments of :func:`tangentlab.train.fit`."""
+    """Arguments of :func:`tangentlab.train.fit` (finite numbers only: ``learning_rate: .inf`` is refused)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     optimizer: Literal["gd", "sgd", "adam"] = "gd"
     loss: Literal["mse", "cross_entropy"] = "mse"
@@ -143,7 +150,7 @@ class SweepConfig(BaseModel):
     train: TrainConfig = TrainConfig()
     params: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
-    seeds: PositiveInt | list[NonNegativeInt] = 1
+    seeds: PositiveInt | Annotated[list[NonNegativeInt], Field(min_length=1)] = 1
 
 
 class ConfigError(ValueError):
@@ -187,11 +194,30 @@ def load_sweep(
 def read_sweep(path: str | Path) -> SweepConfig:
     """The sweep file at ``path`` parsed and validated as written (the grid not yet expanded)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(path, "(file)", f"cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "(file)", "not a text file (expected UTF-8 YAML)") from None
+    if len(text) > MAX_FILE_CHARS:
+        raise ConfigError(
+            path, "(file)", f"{len(text)} characters; a sweep file has at most {MAX_FILE_CHARS}"
+        )
+    try:
+        raw = yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
+    except DuplicateKeyError as dup:
+        raise ConfigError(
+            path, dup.field, f"duplicate key (line {dup.line}); each key may appear once"
+        ) from None
     except yaml.YAMLError as err:
-        raise ConfigError(path, "(yaml)", f"not valid YAML: {err}") from None
+        raise ConfigError(path, "(yaml)", f"not valid YAML: {' '.join(str(err).split())}") from None
+    size = expanded_size(raw, {})
+    if size > MAX_YAML_NODES:
+        raise ConfigError(
+            path,
+            "(yaml)",
+            f"expands to {size:.3g} values through aliases; at most {MAX_YAML_NODES} are allowed",
+        )
     if not isinstance(raw, dict):
         fields = ", ".join(SweepConfig.model_fields)
         raise ConfigError(path, "(top level)", f"expected a mapping with the fields {fields}; got {raw!r}")
@@ -200,7 +226,10 @@ def read_sweep(path: str | Path) -> SweepConfig:
     except ValidationError as err:
         loc, detail = _first_error(err, SweepConfig)
         if loc and loc[0] == "seeds":
-            loc, detail = ("seeds",), f"expected a positive int or a list of ints >= 0; got {raw['seeds']!r}"
+            loc, detail = (
+                ("seeds",),
+                f"expected a positive int or a non-empty list of ints >= 0; got {raw['seeds']!r}",
+            )
         raise ConfigError(path, _dotted(loc), detail) from None
 
 
@@ -274,6 +303,7 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
         if option not in OPTIONS[kind]:
             allowed = ", ".join(OPTIONS[kind]) or "none"
             raise where.error("data", f"options.{option}", f"unknown option of {kind!r}; allowed: {allowed}")
+    _check_pool(data, where)
     try:
         train = TrainConfig.model_validate(fields["train"])
     except ValidationError as err:
@@ -304,6 +334,34 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
     except OSError as err:
         raise where.error("data", "name", f"cannot read {data.name[4:]!r} ({err.strerror})") from None
     return RunConfig(study=study_name, data=data, model=model, train=train, params=params, inputs=inputs)
+
+
+def _check_pool(data: DataConfig, where: _Where) -> None:
+    """Sizes that no run could load: more examples than a fixed-size dataset has (checked before any run)."""
+    try:
+        sizes = pool_sizes(data.name)
+    except FileNotFoundError:
+        raise where.error("data", "name", f"npz file {data.name[4:]!r} does not exist") from None
+    except (OSError, ValueError) as err:
+        raise where.error(
+            "data", "name", f"cannot read {data.name[4:]!r} as an npz archive ({err})"
+        ) from None
+    if sizes is None:
+        return
+    train_pool, test_pool = sizes
+    n_test = data.n_test or 0
+    if test_pool is None:
+        need, what = (data.n_train or 0) + data.n_val + n_test, "n_train + n_val + n_test"
+    else:
+        need, what = (data.n_train or 0) + data.n_val, "n_train + n_val"
+        if n_test > test_pool:
+            raise where.error(
+                "data", "n_test", f"{n_test} exceeds the {test_pool} test examples of {data.name!r}"
+            )
+    if need > train_pool:
+        raise where.error(
+            "data", "n_train", f"{what} = {need} exceeds the {train_pool} examples of {data.name!r}"
+        )
 
 
 def _axis_target(axis: str, study: StudyLike, source: str | Path) -> tuple[str, str]:
