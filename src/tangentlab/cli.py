@@ -7,6 +7,7 @@ option or output folder (a one-paragraph message naming the file and the field, 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -18,12 +19,13 @@ import typer
 from tangentlab import studies
 from tangentlab._cli_configs import configs_app, print_params
 from tangentlab._packaged import resolve_config
+from tangentlab._sweep_yaml import evidence_note, reproduce_command, sweeps_from_runs, to_yaml
 from tangentlab._version import __version__
 from tangentlab.audit import Thresholds
 from tangentlab.audit import audit as run_audit
-from tangentlab.report import write_report
+from tangentlab.report import StudySection, write_report
 from tangentlab.runner import ResultStore, StoredRun, load_sweep, run_sweep
-from tangentlab.studies import ResultRow
+from tangentlab.studies import ResultRow, Study
 
 app = typer.Typer(
     name="tangentlab",
@@ -211,7 +213,8 @@ def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder
         if not done:
             typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
             continue
-        sections.append(study.report(done, figures_dir))
+        section = study.report(done, figures_dir)
+        sections.append(with_provenance(section, study, [r for r in rows if r.study == study_name], out_dir))
     counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
     metadata = {
         "output folder": str(out_dir),
@@ -324,6 +327,28 @@ def audit(
     _say(f"wrote {json_path} and {html_path}")
 
 
+def with_provenance(
+    section: StudySection, study: Study, runs: list[StoredRun], out_dir: Path
+) -> StudySection:
+    """The section with its settings as YAML (also written to ``DIR/report/sweeps/``), the command that reruns
+    its runs, and the runs and seeds behind its verdict."""
+    done = [r.config for r in runs if r.status == "done"]
+    sweeps_dir = out_dir / "report" / "sweeps"
+    sweeps_dir.mkdir(parents=True, exist_ok=True)
+    texts = [to_yaml(s) for s in sweeps_from_runs(done, study)]
+    paths = []
+    for i, text in enumerate(texts):
+        path = sweeps_dir / f"{study.name}{'' if i == 0 else f'-{i + 1}'}.yaml"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path.as_posix())
+    return replace(
+        section,
+        settings_yaml="---\n".join(texts),
+        reproduce=reproduce_command(paths, out_dir.as_posix()),
+        evidence=evidence_note(done, sum(r.status == "failed" for r in runs)),
+    )
+
+
 def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:
     lr_text = "" if lr is None else f" --lr {lr:g}"
     return f"tangentlab audit {factory} --data {data} --optimizer {optimizer} --steps {steps}{lr_text} ..."
@@ -342,7 +367,10 @@ def _result_row(row: StoredRun) -> ResultRow:
 
 
 def main() -> None:
-    """The console entry point."""
+    """The console entry point; the only place that selects a matplotlib backend (non-interactive Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     app(prog_name="tangentlab")
 
 

@@ -30,6 +30,11 @@ class StudySection:
         figures: PNG files (paths relative to the report folder or absolute).
         tables: tables of measured numbers.
         settings: how the runs were made (data, model, training, grid), in words.
+        settings_yaml: the sweep file(s) that give exactly these runs (filled in by ``tangentlab report``).
+        reproduce: the command that reruns (or resumes) the runs (filled in by ``tangentlab report``).
+        evidence: runs and seeds behind the verdict, and what that allows (filled in by ``tangentlab report``).
+        captions: one caption per figure; a figure without one takes the title stored in its PNG by
+            :func:`tangentlab.report.figures.save_figure`.
     """
 
     study: str
@@ -41,3 +46,7 @@ class StudySection:
     figures: tuple[Path, ...] = ()
     tables: tuple[Table, ...] = ()
     settings: tuple[str, ...] = field(default_factory=tuple)
+    settings_yaml: str = ""
+    reproduce: str = ""
+    evidence: str = ""
+    captions: tuple[str, ...] = ()

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._sections import header as section_header
@@ -110,15 +111,13 @@ def _fmt(v: float | None, spec: str = "+.3f") -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+@styled
 def _plot(
     datasets: list[str],
     net: dict[NetKey, Curve],
     kern: dict[str, dict[KernelKey, Curve]],
     path: Path,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 6.0), squeeze=False)
@@ -159,8 +158,7 @@ def _plot(
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7)
     fig.suptitle("Test error against depth: trained net (solid), NTK (--), eNTK at init (-.), NNGP (:)")
     fig.tight_layout(rect=(0, 0.06 + 0.03 * math.ceil(len(labels) / 3), 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _depth_table(net: dict[NetKey, Curve], kern: dict[str, dict[KernelKey, Curve]]) -> Table:
