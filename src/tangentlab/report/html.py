@@ -33,7 +33,7 @@ h2 { margin-top: 2em; border-bottom: 1px solid #d0d7de; padding-bottom: .2em; }
 .claim { background: #f6f8fa; border-left: 4px solid #0969da; padding: .5em 1em; }
 .badge { display: inline-block; color: white; border-radius: 1em; padding: .1em .8em; font-weight: 600;
          font-size: .9em; }
-figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #d0d7de; }
+figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; border: 1px solid #d0d7de; }
 table.data { border-collapse: collapse; font-size: .9em; margin: 1em 0; }
 table.data th, table.data td { border: 1px solid #d0d7de; padding: .25em .6em; text-align: left; }
 table.data th { background: #f6f8fa; }
@@ -44,7 +44,9 @@ figcaption a { color: #0969da; }
 pre.yaml { background: #f6f8fa; padding: .6em 1em; font-size: .85em; overflow-x: auto; border: 1px solid #d0d7de; }
 .evidence { font-size: .9em; color: #57606a; margin: .2em 0 1em 0; }
 .reproduce code { background: #f6f8fa; padding: .1em .4em; }
-table.findings td:first-child { white-space: nowrap; color: #57606a; }
+table.findings { width: 100%; table-layout: auto; }
+table.findings td { overflow-wrap: anywhere; }
+table.findings td.about { white-space: nowrap; color: #57606a; width: 1%; }
 nav ul { padding-left: 1.2em; }
 """
 
@@ -89,10 +91,22 @@ def _findings(findings: tuple[str, ...]) -> str:
     for text in findings:
         about, sep, result = text.partition(": ")
         if sep and 0 < len(about) <= 60 and ". " not in about:
-            rows.append(f"<tr><td>{_e(about)}</td><td>{_e(result)}</td></tr>")
+            rows.append(f'<tr><td class="about">{_e(about)}</td><td>{_e(result)}</td></tr>')
         else:
             rows.append(f'<tr><td colspan="2">{_e(text)}</td></tr>')
     return '<h3>Findings</h3><table class="data findings"><tbody>' + "".join(rows) + "</tbody></table>"
+
+
+def _display_width(png: Path) -> int | None:
+    """CSS pixels to show a figure at its drawn size (PNGs are saved at 200 dpi, a screen shows ~100)."""
+    try:
+        from PIL import Image
+
+        with Image.open(png) as image:
+            dpi = float(image.info.get("dpi", (100, 100))[0]) or 100.0
+            return max(1, round(image.size[0] * 100 / dpi))
+    except (OSError, ImportError, ValueError, TypeError):
+        return None
 
 
 def _figure(number: int, src: str, png: Path, caption: str) -> str:
@@ -104,8 +118,10 @@ def _figure(number: int, src: str, png: Path, caption: str) -> str:
         if png.with_suffix(suffix).is_file()
     ]
     extra = f" [{' · '.join(links)}]" if links else ""
+    width = _display_width(png)
+    size = f' width="{width}"' if width else ""
     return (
-        f'<figure id="figure-{number}"><img src="{_e(src)}" alt="Figure {number}: {_e(text)}">'
+        f'<figure id="figure-{number}"><img src="{_e(src)}"{size} alt="Figure {number}: {_e(text)}">'
         f"<figcaption><strong>Figure {number}.</strong> {_e(text)}{extra}</figcaption></figure>"
     )
 
