@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tangentlab import arch
-from tangentlab.runner import DataConfig, RunConfig, TrainConfig
+from tangentlab.report import StudySection
+from tangentlab.runner import DataConfig, RunConfig, StoredRun, TrainConfig
 from tangentlab.runner._protocol import StudyLike
 
 
@@ -173,3 +176,25 @@ def evidence_note(configs: Sequence[RunConfig], n_failed: int) -> str:
 def reproduce_command(paths: Sequence[str], out_dir: str) -> str:
     """``tangentlab run FILE --out DIR`` for each sweep file, joined by ``&&``."""
     return " && ".join(f"tangentlab run {path} --out {out_dir}" for path in paths)
+
+
+def with_provenance(
+    section: StudySection, study: StudyLike, runs: Sequence[StoredRun], out_dir: Path, target: Path
+) -> StudySection:
+    """The section with its settings as YAML (also written to ``TARGET/report/sweeps/``), the command that reruns
+    its runs into ``out_dir``, and the runs and seeds behind its verdict."""
+    done = [r.config for r in runs if r.status == "done"]
+    sweeps_dir = target / "report" / "sweeps"
+    sweeps_dir.mkdir(parents=True, exist_ok=True)
+    texts = [to_yaml(s) for s in sweeps_from_runs(done, study)]
+    paths = []
+    for i, text in enumerate(texts):
+        path = sweeps_dir / f"{study.name}{'' if i == 0 else f'-{i + 1}'}.yaml"
+        path.write_text(text, encoding="utf-8")
+        paths.append(path.as_posix())
+    return replace(
+        section,
+        settings_yaml="---\n".join(texts),
+        reproduce=reproduce_command(paths, out_dir.as_posix()),
+        evidence=evidence_note(done, sum(r.status == "failed" for r in runs)),
+    )

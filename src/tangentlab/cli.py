@@ -6,8 +6,8 @@ option or output folder (a one-paragraph message naming the file and the field, 
 
 from __future__ import annotations
 
+import signal
 import tempfile
-from dataclasses import replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -19,13 +19,22 @@ import typer
 from tangentlab import studies
 from tangentlab._cli_configs import configs_app, print_params
 from tangentlab._packaged import resolve_config
-from tangentlab._sweep_yaml import evidence_note, reproduce_command, sweeps_from_runs, to_yaml
+from tangentlab._sweep_yaml import with_provenance
 from tangentlab._version import __version__
 from tangentlab.audit import Thresholds
 from tangentlab.audit import audit as run_audit
-from tangentlab.report import StudySection, write_report
-from tangentlab.runner import ResultStore, StoredRun, load_sweep, run_sweep
-from tangentlab.studies import ResultRow, Study
+from tangentlab.report import write_report
+from tangentlab.runner import (
+    FolderInUseError,
+    Interrupted,
+    ResultStore,
+    StoredRun,
+    StoreError,
+    load_sweep,
+    run_sweep,
+)
+from tangentlab.runner.selection import select
+from tangentlab.studies import ResultRow
 
 app = typer.Typer(
     name="tangentlab",
@@ -137,7 +146,7 @@ def run(
     """Run a sweep (resumable: runs already done are skipped)."""
     with tempfile.TemporaryDirectory(prefix="tangentlab-config-") as scratch:
         try:
-            _, study, runs = load_sweep(resolve_config(config, Path(scratch)), studies.get_study)
+            sweep, study, runs = load_sweep(resolve_config(config, Path(scratch)), studies.get_study)
         except ValueError as err:  # ConfigError is a ValueError
             raise _fail(str(err)) from None
     if address is not None and executor is not Executor.ray:
@@ -154,9 +163,18 @@ def run(
             retry_failed=retry_failed,
             device=device,
             progress=progress and not QUIET["on"],
+            sweep=sweep.model_dump(mode="json"),
+            source=str(config),
         )
-    except ImportError as err:
+    except (ImportError, FolderInUseError, StoreError) as err:
         raise _fail(str(err)) from None
+    except Interrupted as stop:
+        typer.echo(
+            f"tangentlab: interrupted by {signal.Signals(stop.signum).name}; workers stopped, unfinished runs "
+            f"left to rerun: run the same command to resume ({out_dir})",
+            err=True,
+        )
+        raise typer.Exit(128 + stop.signum) from None
     _say(
         f"{out_dir}: {summary.total} runs; {summary.skipped} already finished, {summary.done} done now, "
         f"{len(summary.failed)} failed now, {len(summary.failed_before)} failed earlier (not retried)"
@@ -198,33 +216,75 @@ def results(
 
 
 @app.command("report")
-def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")]) -> None:
-    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path."""
-    rows = _stored(out_dir)
-    figures_dir = (out_dir / "report" / "figures").resolve()  # studies may return their figures as given
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the report into OUT/report/ (e.g. for a read-only results folder)."
+        ),
+    ] = None,
+    use_all: Annotated[
+        bool, typer.Option("--all", help="Pool the runs of every config revision, not only the last one.")
+    ] = False,
+) -> None:
+    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path.
+
+    Each study uses the runs of the last sweep run into the folder; runs of other config revisions, runs whose
+    artifacts are gone and diverged runs are named in the report's header.
+    """
+    with _opened(out_dir) as store:
+        rows = store.runs()
+        sweeps = {name: store.sweeps(name) for name in store.studies()}
+    target = out if out is not None else out_dir
+    figures_dir = (target / "report" / "figures").resolve()  # studies may return their figures as given
+    try:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _fail(
+            f"--out: cannot write the report into {target} ({err.strerror}); pass --out elsewhere"
+        ) from None
+    sections, notes = [], {}
+    not_used, missing, diverged = [], [], []
     for study_name in dict.fromkeys(row.study for row in rows):
         try:
             study = studies.get_study(study_name)
         except ValueError as err:
             raise _fail(f"{out_dir}: {err}") from None
-        done = [_result_row(row) for row in rows if row.study == study_name and row.status == "done"]
+        chosen = select(
+            [r for r in rows if r.study == study_name], sweeps.get(study_name, []), use_all=use_all
+        )
+        not_used += chosen.other_revisions
+        missing += chosen.missing_artifacts
+        diverged += chosen.diverged
+        done = [_result_row(row) for row in chosen.used if row.status == "done"]
         if not done:
             typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
             continue
         section = study.report(done, figures_dir)
-        sections.append(with_provenance(section, study, [r for r in rows if r.study == study_name], out_dir))
+        sections.append(with_provenance(section, study, chosen.used, out_dir, target))
+    for label, group in (
+        ("other config revisions, not used", not_used),
+        ("artifacts missing, left out", missing),
+        ("diverged (kept out of fits)", diverged),
+    ):
+        if group:
+            notes[label] = f"{len(group)} run(s): " + ", ".join(r.run_id for r in group)
+            hint = " (tangentlab report --all pools them)" if group is not_used else ""
+            typer.echo(f"tangentlab: {label}: {notes[label]}{hint}", err=True)
     counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
     metadata = {
         "output folder": str(out_dir),
         "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
+        **notes,
         "tangentlab": __version__,
         "torch": torch.__version__,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": f"tangentlab report {out_dir}",
+        "command": f"tangentlab report {out_dir}"
+        + (f" --out {out}" if out is not None else "")
+        + (" --all" if use_all else ""),
     }
-    path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
+    path = write_report(target, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     _say(str(path))
 
 
@@ -327,38 +387,21 @@ def audit(
     _say(f"wrote {json_path} and {html_path}")
 
 
-def with_provenance(
-    section: StudySection, study: Study, runs: list[StoredRun], out_dir: Path
-) -> StudySection:
-    """The section with its settings as YAML (also written to ``DIR/report/sweeps/``), the command that reruns
-    its runs, and the runs and seeds behind its verdict."""
-    done = [r.config for r in runs if r.status == "done"]
-    sweeps_dir = out_dir / "report" / "sweeps"
-    sweeps_dir.mkdir(parents=True, exist_ok=True)
-    texts = [to_yaml(s) for s in sweeps_from_runs(done, study)]
-    paths = []
-    for i, text in enumerate(texts):
-        path = sweeps_dir / f"{study.name}{'' if i == 0 else f'-{i + 1}'}.yaml"
-        path.write_text(text, encoding="utf-8")
-        paths.append(path.as_posix())
-    return replace(
-        section,
-        settings_yaml="---\n".join(texts),
-        reproduce=reproduce_command(paths, out_dir.as_posix()),
-        evidence=evidence_note(done, sum(r.status == "failed" for r in runs)),
-    )
-
-
 def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:
     lr_text = "" if lr is None else f" --lr {lr:g}"
     return f"tangentlab audit {factory} --data {data} --optimizer {optimizer} --steps {steps}{lr_text} ..."
 
 
 def _stored(out_dir: Path) -> list[StoredRun]:
+    with _opened(out_dir) as store:
+        return store.runs()
+
+
+def _opened(out_dir: Path) -> ResultStore:
+    """The folder's store, read-only; a missing or corrupt database exits 2 with what to do."""
     try:
-        with ResultStore(out_dir) as store:
-            return store.runs()
-    except FileNotFoundError as err:
+        return ResultStore(out_dir)
+    except (FileNotFoundError, StoreError) as err:
         raise _fail(str(err)) from None
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tangentlab.runner import ResultStore, RunConfig, StoredRun
+from tangentlab.runner.selection import outcome
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -67,12 +68,13 @@ def run_table(runs: Sequence[StoredRun]) -> RunTable:
     flats = [flat_config(run.config) for run in runs]
     config_columns = [c for c in dict.fromkeys(k for f in flats for k in f) if c != "seed"]
     taken = set(LEADING) | set(TRAILING) | set(config_columns)
-    metric_names = list(dict.fromkeys(name for run in runs for name in run.metrics))
+    # one status column: a study's own "status" metric is merged into it (runner.selection.outcome)
+    metric_names = list(dict.fromkeys(name for run in runs for name in run.metrics if name != "status"))
     metric_column = {name: f"metrics.{name}" if name in taken else name for name in metric_names}
     rows = []
     for run, flat in zip(runs, flats, strict=True):
-        row: dict[str, Any] = {"run_id": run.run_id, "study": run.study, "status": run.status, **flat}
-        row.update({metric_column[k]: v for k, v in run.metrics.items()})
+        row: dict[str, Any] = {"run_id": run.run_id, "study": run.study, "status": outcome(run), **flat}
+        row.update({metric_column[k]: v for k, v in run.metrics.items() if k != "status"})
         row.update(started=run.started, finished=run.finished, seconds=run.seconds, error=run.error)
         rows.append(row)
     return RunTable(rows, config_columns, list(metric_column.values()))

@@ -117,3 +117,15 @@ def test_a_noisy_fit_widens_the_allowance(tmp_path):
     assert (slope <= -0.5 + max(0.15, 2 * se)) == (
         "within" in fit_line.split("—")[-1] and "bound" in fit_line
     )
+
+
+def test_numbers_are_data_for_findings_json(tmp_path):
+    section = get_study("lazy").report(_rows({("ntk", "gd"): -0.83}), tmp_path)
+    data = section.to_dict()
+    assert data["verdict"] == "supported" and len(data["runs"]) == 8
+    ntk = data["numbers"]["settings"]["ntk/gd"]
+    assert ntk["widths"] == [64, 256, 1024, 4096] and ntk["seeds"] == [0, 1]
+    slope = ntk["slopes"]["rel_ntk_change"]
+    assert slope["slope"] == pytest.approx(-0.83, abs=0.05) and slope["within_bound"] is True
+    # the sentence quotes the same number
+    assert f"width^{slope['slope']:.2f} ± {slope['stderr']:.2f}" in " ".join(section.findings)

@@ -7,6 +7,7 @@ served as it is. Every piece of text from a section is HTML-escaped. No JavaScri
 from __future__ import annotations
 
 import html
+import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -185,7 +186,10 @@ def render_html(
 def write_report(
     out_dir: Path, sections: list[StudySection], *, title: str, metadata: dict[str, str]
 ) -> Path:
-    """Write ``out_dir/report/index.html`` and return its path.
+    """Write ``out_dir/report/index.html`` and ``out_dir/report/findings.json``; return the page's path.
+
+    ``findings.json`` holds ``metadata`` and, per study, its claim, verdict, findings, the numbers they quote
+    (:attr:`StudySection.numbers`), the runs they come from, settings and tables: the report as data.
 
     Args:
         out_dir: the sweep's output folder; the page goes to ``out_dir/report/``, figures under
@@ -204,4 +208,11 @@ def write_report(
     tmp = path.with_suffix(".html.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+    data = {"metadata": dict(metadata), "studies": [s.to_dict() for s in sections]}
+    json_path = report_dir / "findings.json"
+    tmp_json = json_path.with_suffix(".json.tmp")
+    tmp_json.write_text(
+        json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    tmp_json.replace(json_path)
     return path

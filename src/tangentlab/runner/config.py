@@ -13,7 +13,9 @@ A sweep file::
     seeds: 3                         # 0, 1, 2 (or an explicit list)
 
 Every run is a :class:`RunConfig`: the sweep with one value per axis substituted and one seed. Its ``run_id`` is a
-hash of that resolved config and the tangentlab version; worker counts and output folders are not part of it.
+hash of that resolved config, the content hashes of the files it reads (``inputs``: an ``npz:PATH`` dataset, a
+``module:Class`` study's source; :mod:`tangentlab.runner.inputs`) and the tangentlab version; worker counts and
+output folders are not part of it.
 
 :func:`load_sweep` reads a file into its runs (:func:`read_sweep` parses and validates the file as written,
 :func:`expand_sweep` expands the grid against a study). Every problem raises :class:`ConfigError`, whose message
@@ -47,6 +49,7 @@ from tangentlab._version import __version__
 from tangentlab.data import DATASETS, OPTIONS, Dataset
 from tangentlab.data import load as load_dataset
 from tangentlab.runner._protocol import StudyLike
+from tangentlab.runner.inputs import input_hashes
 
 
 class DataConfig(BaseModel):
@@ -111,13 +114,18 @@ class RunConfig(BaseModel):
         default_factory=dict
     )  # validated against the study's Params, defaults filled
     seed: NonNegativeInt = 0
+    # sha256 of the files the run reads ("data": an npz file, "study": a user study's source; see
+    # tangentlab.runner.inputs): part of the identity, so edited data or code never returns a stale result
+    inputs: dict[str, str] = Field(default_factory=dict)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        # no inputs (built-in data and study): left out, so those runs keep the ids they always had
+        dumped = self.model_dump(mode="json", exclude=set() if self.inputs else {"inputs"})
+        return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
     @property
     def run_id(self) -> str:
-        """16 hex digits of sha256(resolved config + tangentlab version)."""
+        """16 hex digits of sha256(resolved config incl. input file hashes + tangentlab version)."""
         payload = json.dumps(
             {"config": json.loads(self.canonical_json()), "tangentlab": __version__}, sort_keys=True
         )
@@ -289,7 +297,13 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
             model = arch.from_dict(model).to_dict()
         except (ValueError, TypeError) as err:
             raise where.error("model", "", f"not a valid architecture description: {err}") from None
-    return RunConfig(study=study_name, data=data, model=model, train=train, params=params)
+    try:
+        inputs = input_hashes(data.name, study_name, study)
+    except FileNotFoundError:
+        raise where.error("data", "name", f"npz file {data.name[4:]!r} does not exist") from None
+    except OSError as err:
+        raise where.error("data", "name", f"cannot read {data.name[4:]!r} ({err.strerror})") from None
+    return RunConfig(study=study_name, data=data, model=model, train=train, params=params, inputs=inputs)
 
 
 def _axis_target(axis: str, study: StudyLike, source: str | Path) -> tuple[str, str]:

@@ -151,6 +151,7 @@ class NetworkAgent(Agent):
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # chosen arm's (x, g)
         self._tuned_at = 0
         self.n_retrains = 0
+        self.diverged: str | None = None  # the first retrain that diverged (tangentlab.train.divergence)
         self.gammas: list[float] = []
 
     def select(self, contexts: torch.Tensor, t: int) -> int:
@@ -201,7 +202,7 @@ class NetworkAgent(Agent):
         x = torch.stack(self.xs)
         r = torch.tensor(self.rs, dtype=torch.float64)[:, None]
         s = self.settings
-        train.fit(
+        res = train.fit(
             self.model,
             x,
             r,
@@ -211,6 +212,8 @@ class NetworkAgent(Agent):
             eval_every=s.train_steps,
             seed=self.n_retrains,
         )
+        if res.diverged and self.diverged is None:
+            self.diverged = f"retrain {self.n_retrains}: {res.message}"
         self.n_retrains += 1
         if not self.explore:
             return

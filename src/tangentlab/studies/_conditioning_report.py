@@ -23,6 +23,7 @@ from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.fits import PowerLawFit, fit_power_law
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
+from tangentlab.studies._conditioning_benefit import benefit
 from tangentlab.studies._sections import empty_section, header, tally
 
 if TYPE_CHECKING:
@@ -352,7 +353,8 @@ def _verdict(groups: dict[Setting, list[ResultRow]]) -> tuple[Verdict, str]:
         return (
             "supported",
             f"Verdict: supported — the stability constant C is at least 1/2 at every measured width ({widths[0]}–"
-            f"{widths[-1]}) in every setting: Zhang et al.'s Jacobian-stability condition fails there.",
+            f"{widths[-1]}) in every setting: Zhang et al.'s sufficient Jacobian-stability condition fails there "
+            "(the promised benefit is judged separately below).",
         )
     if not above:
         return (
@@ -417,10 +419,18 @@ def conditioning_section(study: ConditioningStudy, rows: list[ResultRow], figure
     _plot_stability(groups, fits, figures[1])
     _plot_convergence(groups, figures[2])
     verdict, verdict_text = _verdict(groups)
+    benefit_text, benefit_numbers = benefit(groups)
+    cells = {
+        f"{s[0]}/{s[1]}/{w}": c
+        for s, rows in groups.items()
+        for w, c in _by_width(rows, "stability_constant").items()
+    }
     return StudySection(
         **header(study),
         verdict=verdict,
-        findings=(verdict_text, *_findings(groups, fits)),
+        findings=(verdict_text, benefit_text, *_findings(groups, fits)),
+        numbers={"threshold": THRESHOLD, "mean_stability_constant": cells, "benefit": benefit_numbers},
+        runs=tuple(r.run_id for r in runs.completed),
         figures=figures,
         tables=(_width_table(groups), _slope_table(groups, fits)),
         settings=_settings(runs.completed, runs.summary()),

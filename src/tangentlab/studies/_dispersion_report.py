@@ -6,7 +6,10 @@
 - Hanin & Nica: for ReLU, sigma_w2 = 2, sigma_b2 = 0, the inits of all seeds of a (width, depth) point are pooled,
   ``log(E[K^2]/E[K]^2)`` is fitted by least squares as ``a + slope * beta``; a 95 % CI comes from
   ``N_BOOT`` bootstrap resamples of the inits within every point. Consistent with exp(5 beta) when the slope lies in
-  ``HN_BAND`` (their own Monte Carlo measured about 4.05; the estimator is biased low at large beta).
+  ``HN_BAND``. Hanin & Nica's ``exp(5 beta)`` holds up to universal constants and ``O(beta / n)`` corrections: a
+  slope below 5 at small beta is a finite-depth effect (one hidden layer gives a relative variance ``3/n``, not
+  ``5/n``), not estimator bias; the fourth-moment estimator is biased low only beyond beta ~ 0.5. (An internal
+  Monte Carlo, not the paper's: 4,000 nets a point at width 64, beta <= 0.375, gave slopes 3.9-4.05.)
 - Seleznova & Kutyniok: per activation and sigma_w2, the slope of the mean log dispersion against depth, times the
   width (an exponent in beta); "grows" when it exceeds ``GROWTH_MIN``. Tested on the standard-parametrization
   kernel (their setting: biases trained, unit-scale gradients).

@@ -316,4 +316,34 @@ def lazy_section(study: LazyStudy, rows: list[ResultRow], figures_dir: Path) -> 
         figures=(change_png, error_png),
         tables=(table,),
         settings=_settings(done, n_failed, n_diverged),
+        numbers=_numbers(groups, fits),
+        runs=tuple(r.run_id for r in done),
     )
+
+
+def _numbers(
+    groups: dict[Setting, list[ResultRow]], fits: dict[Setting, dict[str, PowerLawFit | None]]
+) -> dict[str, object]:
+    """The fitted slopes, their standard errors and bound calls per setting and metric (findings.json)."""
+    out: dict[str, object] = {
+        "theory_slope": THEORY_SLOPE,
+        "tolerance": TOLERANCE,
+        "rule": "within the bound iff slope <= theory_slope + max(tolerance, 2 * stderr)",
+        "claim_setting": "ntk/gd",
+        "claim_metrics": list(CLAIM_METRICS),
+    }
+    settings: dict[str, object] = {}
+    for s, rows in sorted(groups.items()):
+        slopes = {
+            m: {"slope": f.slope, "stderr": f.stderr, "within_bound": within_bound(f)}
+            for m, f in fits[s].items()
+            if f is not None
+        }
+        settings[f"{s[0]}/{s[1]}"] = {
+            "widths": sorted({_width(r) for r in rows}),
+            "seeds": sorted({r.config.seed for r in rows}),
+            "runs": len(rows),
+            "slopes": slopes,
+        }
+    out["settings"] = settings
+    return out

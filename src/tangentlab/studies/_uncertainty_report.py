@@ -160,7 +160,8 @@ def _verdict(cells: dict[Cell, dict[str, float]]) -> tuple[Verdict, str]:
     n = len(usable)
     text = (
         f"in {len(support)} of {n} (dataset, width) cells both linearized Laplace and the deep ensemble have a lower "
-        f"test NLL than the NTK-GP; in {len(contra)} neither does"
+        f"test NLL than the NTK-GP; in {len(contra)} neither does (an extension: methods compared at practical "
+        "sizes, not a test of the infinite-width limit)"
     )
     if len(support) >= MAJORITY * n:
         return "supported", f"Verdict: supported — {text}."

@@ -51,6 +51,7 @@ from tangentlab.studies._bandit_agents import AgentName, AgentSettings, NetworkA
 from tangentlab.studies._bandit_envs import BanditEnv, classification_bandit, nonlinear_bandit
 from tangentlab.studies._base import MetricValue, ResultRow, RunOutput, Study
 from tangentlab.studies._models import set_hidden_width
+from tangentlab.train import divergence
 
 
 class BanditParams(BaseModel):
@@ -193,8 +194,10 @@ class BanditStudy(Study):
         cum = traj.cumulative_regret
         half = float(cum[env.rounds // 2 - 1]) if env.rounds >= 2 else float("nan")
         final = float(cum[-1])
+        diverged = getattr(agent, "diverged", None)
         m: dict[str, MetricValue] = {
-            "status": "completed",
+            "status": divergence.status(diverged is not None),
+            "message": diverged,
             "env_name": env.name,
             "n_arms": env.n_arms,
             "feature_dim": env.dim,
