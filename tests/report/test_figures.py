@@ -32,6 +32,7 @@ def test_save_figure_writes_png_pdf_and_exactly_the_plotted_numbers(tmp_path: Pa
         b.scatter([0.1, 0.2], [5.0, 6.0], label="points")
         b.bar([10, 20], [7.0, 8.0], width=2.0, label="bars")
         b.imshow(np.array([[1.0, 2.0], [3.0, np.nan]]))
+        b.fill_between([0.0, 1.0], [0.0, 0.5], [1.0, 1.5], label="band")
     png = save_figure(fig, tmp_path / "sub" / "demo.png")
     assert png == tmp_path / "sub" / "demo.png" and not plt.fignum_exists(fig.number)
     with Image.open(png) as image:
@@ -54,6 +55,8 @@ def test_save_figure_writes_png_pdf_and_exactly_the_plotted_numbers(tmp_path: Pa
     assert series("bars", "bar") == [(10.0, 7.0, ""), (20.0, 8.0, "")]
     bars = [(float(r["x"]), float(r["y"]), float(r["value"])) for r in rows if r["kind"] == "errorbar"]
     assert sorted(bars) == [(1.0, 2.5, 3.5), (2.0, 3.0, 5.0)]
+    outline = {(float(r["x"]), float(r["y"])) for r in rows if r["series"] == "band" and r["kind"] == "area"}
+    assert {(0.0, 0.0), (1.0, 0.5), (1.0, 1.5), (0.0, 1.0)} <= outline
     pixels = {(r["x"], r["y"]): r["value"] for r in rows if r["kind"] == "image"}
     assert pixels == {("0", "0"): "1.0", ("1", "0"): "2.0", ("0", "1"): "3.0", ("1", "1"): ""}
 

@@ -83,10 +83,10 @@ def plotted_data(fig: Any) -> list[tuple[Any, ...]]:
     """The numbers drawn in ``fig``, one row per point (see :data:`CSV_HEADER`).
 
     Reads lines (``kind="line"``), scatter/marker collections (``"points"``), bars (``"bar"``: x = left edge +
-    half width, y = height), error-bar segments (``"errorbar"``: x, and y = the segment's two ends as ``y`` and
+    half width, y = height), filled bands (``"area"``: the outline's vertices), error-bar segments (``"errorbar"``: x, and y = the segment's two ends as ``y`` and
     ``value``) and images (``"image"``: x = column, y = row, value = pixel).
     """
-    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib.collections import LineCollection, PathCollection, PolyCollection
     from matplotlib.container import BarContainer
     from matplotlib.image import AxesImage
 
@@ -103,6 +103,10 @@ def plotted_data(fig: Any) -> list[tuple[Any, ...]]:
             if isinstance(coll, PathCollection):
                 name = _label(coll, f"points {i}")
                 rows.extend((p, title, name, "points", x, y, "") for x, y in np.asarray(coll.get_offsets()))
+            elif isinstance(coll, PolyCollection):  # fill_between bands: the outline, lower edge then upper
+                name = _label(coll, f"area {i}")
+                for path in coll.get_paths():
+                    rows.extend((p, title, name, "area", x, y, "") for x, y in path.vertices)
             elif isinstance(coll, LineCollection):
                 name = _label(coll, f"errorbar {i}")
                 for seg in coll.get_segments():
