@@ -25,7 +25,7 @@ def _cell(text: str) -> str:
 def study_page(cls: Any) -> str:
     name = cls.name
     rows = "\n".join(
-        f"| `{field}` | `{_cell(type_name)}` | `{_cell(default)}` | {_cell(meaning)} |"
+        f"| `{field}` | {_cell(type_name.replace('|', ' / '))} | `{_cell(default)}` | {_cell(meaning)} |"
         for field, type_name, default, meaning in params_table(cls.Params)
     )
     configs = [c for c in packaged_configs() if c.rsplit("/", 1)[-1] == name]
