@@ -79,7 +79,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-app.add_typer(configs_app)
+app.add_typer(configs_app, short_help="List, show or copy the packaged sweep files.")
 QUIET = {
     "on": False
 }  # set by the top-level -q/--quiet: no progress bars, no status lines (errors still shown)
@@ -185,21 +185,25 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command("results")
+@app.command("results", short_help="The runs of an output folder as a table, CSV or JSON.")
 def results(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     columns: Annotated[
         str | None,
-        typer.Option(help="Comma-separated columns to show, e.g. width,seed,kernel_change."),
+        typer.Option(metavar="COLS", help="Comma-separated columns to show, e.g. width,seed,kernel_change."),
     ] = None,
     where: Annotated[
         list[str] | None,
-        typer.Option(help="Keep runs where NAME OP VALUE holds, e.g. 'width>=1024' (repeatable)."),
+        typer.Option(
+            metavar="COND", help="Keep runs where NAME OP VALUE holds, e.g. 'width>=1024' (repeatable)."
+        ),
     ] = None,
     mean_over: Annotated[
         list[str] | None,
-        typer.Option(help="Average finished runs over this column, e.g. seed: means and _se columns."),
+        typer.Option(
+            metavar="COLUMN", help="Average finished runs over this column, e.g. seed: means and _se columns."
+        ),
     ] = None,
 ) -> None:
     """One line per run: id, study, status, the values that vary between runs, metrics.
@@ -215,7 +219,7 @@ def results(
         raise _fail(str(err)) from None
 
 
-@app.command("report")
+@app.command("report", short_help="Write the HTML report of an output folder.")
 def report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
     out: Annotated[
@@ -288,7 +292,7 @@ def report(
     _say(str(path))
 
 
-@app.command("audit")
+@app.command("audit", short_help="Is your own model in the kernel regime?")
 def audit(
     factory: Annotated[
         str,
