@@ -19,6 +19,7 @@ import typer
 from tangentlab import studies
 from tangentlab._cli_configs import configs_app, print_params
 from tangentlab._packaged import resolve_config
+from tangentlab._sweep_yaml import with_provenance
 from tangentlab._version import __version__
 from tangentlab.audit import Thresholds
 from tangentlab.audit import audit as run_audit
@@ -78,7 +79,7 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-app.add_typer(configs_app)
+app.add_typer(configs_app, short_help="List, show or copy the packaged sweep files.")
 QUIET = {
     "on": False
 }  # set by the top-level -q/--quiet: no progress bars, no status lines (errors still shown)
@@ -185,21 +186,25 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command("results")
+@app.command("results", short_help="The runs of an output folder as a table, CSV or JSON.")
 def results(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
     columns: Annotated[
         str | None,
-        typer.Option(help="Comma-separated columns to show, e.g. width,seed,kernel_change."),
+        typer.Option(metavar="COLS", help="Comma-separated columns to show, e.g. width,seed,kernel_change."),
     ] = None,
     where: Annotated[
         list[str] | None,
-        typer.Option(help="Keep runs where NAME OP VALUE holds, e.g. 'width>=1024' (repeatable)."),
+        typer.Option(
+            metavar="COND", help="Keep runs where NAME OP VALUE holds, e.g. 'width>=1024' (repeatable)."
+        ),
     ] = None,
     mean_over: Annotated[
         list[str] | None,
-        typer.Option(help="Average finished runs over this column, e.g. seed: means and _se columns."),
+        typer.Option(
+            metavar="COLUMN", help="Average finished runs over this column, e.g. seed: means and _se columns."
+        ),
     ] = None,
 ) -> None:
     """One line per run: id, study, status, the values that vary between runs, metrics.
@@ -215,7 +220,7 @@ def results(
         raise _fail(str(err)) from None
 
 
-@app.command("report")
+@app.command("report", short_help="Write the HTML report of an output folder.")
 def report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
     out: Annotated[
@@ -261,7 +266,8 @@ def report(
         if not done:
             typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
             continue
-        sections.append(study.report(done, figures_dir))
+        section = study.report(done, figures_dir)
+        sections.append(with_provenance(section, study, chosen.used, out_dir, target))
     for label, group in (
         ("other config revisions, not used", not_used),
         ("artifacts missing, left out", missing),
@@ -287,7 +293,7 @@ def report(
     _say(str(path))
 
 
-@app.command("audit")
+@app.command("audit", short_help="Is your own model in the kernel regime?")
 def audit(
     factory: Annotated[
         str,
@@ -429,7 +435,10 @@ def _result_row(row: StoredRun) -> ResultRow:
 
 
 def main() -> None:
-    """The console entry point."""
+    """The console entry point; the only place that selects a matplotlib backend (non-interactive Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     app(prog_name="tangentlab")
 
 

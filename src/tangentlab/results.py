@@ -14,6 +14,7 @@ names (a metric whose name is taken is called ``metrics.NAME``), then ``started`
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import operator
@@ -130,7 +131,10 @@ def resolve_column(name: str, columns: Iterable[str]) -> str:
         return matches[0]
     if matches:
         raise ValueError(f"column {name!r} is ambiguous: {', '.join(matches)}")
-    raise ValueError(f"no column {name!r}; columns: {', '.join(columns)}")
+    close = difflib.get_close_matches(name, columns, n=5, cutoff=0.5)
+    close += [c for c in columns if name in c and c not in close][: 5 - len(close)]
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ValueError(f"no column {name!r}; {hint}({len(columns)} columns: --format csv shows them all)")
 
 
 def _value(text: str) -> Any:

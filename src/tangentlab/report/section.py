@@ -32,6 +32,11 @@ class StudySection:
         figures: PNG files (paths relative to the report folder or absolute).
         tables: tables of measured numbers.
         settings: how the runs were made (data, model, training, grid), in words.
+        settings_yaml: the sweep file(s) that give exactly these runs (filled in by ``tangentlab report``).
+        reproduce: the command that reruns (or resumes) the runs (filled in by ``tangentlab report``).
+        evidence: runs and seeds behind the verdict, and what that allows (filled in by ``tangentlab report``).
+        captions: one caption per figure; a figure without one takes the title stored in its PNG by
+            :func:`tangentlab.report.figures.save_figure`.
         numbers: the numbers the verdict and findings quote, as JSON-ready data (floats, ints, strings, lists and
             dicts of them; NaN is written as null): what tests and the README read instead of parsing sentences.
         runs: the ids of the runs the numbers come from.
@@ -46,6 +51,10 @@ class StudySection:
     figures: tuple[Path, ...] = ()
     tables: tuple[Table, ...] = ()
     settings: tuple[str, ...] = field(default_factory=tuple)
+    settings_yaml: str = ""
+    reproduce: str = ""
+    evidence: str = ""
+    captions: tuple[str, ...] = ()
     numbers: Mapping[str, Any] = field(default_factory=dict)
     runs: tuple[str, ...] = ()
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._sections import empty_section, finite_mean, tally
@@ -92,10 +93,8 @@ def _curves(rows: list[ResultRow]) -> np.ndarray | None:
     return np.stack([c[:length] for c in curves])
 
 
+@styled
 def _plot(groups: dict[Group, dict[str, list[ResultRow]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     keys = sorted(groups)
@@ -133,8 +132,7 @@ def _plot(groups: dict[Group, dict[str, list[ResultRow]]], path: Path) -> None:
             ax.legend(fontsize=7)
     fig.suptitle("Cumulative regret against rounds (mean over seeds; band: ±1 standard error)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _compare(base: list[ResultRow], twin: list[ResultRow]) -> tuple[str, float, float, int] | None:

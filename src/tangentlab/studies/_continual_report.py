@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._sections import empty_section, tally
@@ -107,12 +108,10 @@ def _mean_at(rows: list[ResultRow], metric: str, width: int) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+@styled
 def _plot(
     groups: dict[Setting, list[ResultRow]], metric: str, ylabel: str, path: Path, keys: tuple[str, ...]
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     types = sorted({s[0] for s in groups}) or ["no completed"]
@@ -148,8 +147,7 @@ def _plot(
                 ax.legend(fontsize=7)
     fig.suptitle(f"{ylabel} against width (mean over seeds; bands: min–max)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict, str]:

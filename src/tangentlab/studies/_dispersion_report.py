@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._dispersion_kernels import dispersion
@@ -142,10 +143,8 @@ def _depth_slopes(rows: list[ResultRow], kernel: str, width: int, sb2: float) ->
     return out
 
 
+@styled
 def _plot_phase(slopes: dict[str, dict[tuple[str, float], Any]], width: int, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     acts = sorted({a for s in slopes.values() for a, _ in s})
@@ -166,20 +165,17 @@ def _plot_phase(slopes: dict[str, dict[tuple[str, float], Any]], width: int, pat
             im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
             ax.set_xticks(range(len(sws)), [f"{s:g}\n{cells[s][0]}" for s in sws], fontsize=7)
             ax.set_yticks(range(len(depths)), [str(d) for d in depths], fontsize=7)
-            ax.set_xlabel("σ_w² (phase)")
+            ax.set_xlabel(r"$\sigma_w^2$ (phase)")
             ax.set_ylabel("depth")
             ax.set_title(f"{a}: {KERNEL_NAMES[k]}", fontsize=9)
-            fig.colorbar(im, ax=ax, label="log E[K²]/E[K]²")
+            fig.colorbar(im, ax=ax, label=r"$\log\,\mathbb{E}[K^2]\,/\,\mathbb{E}[K]^2$")
     fig.suptitle(f"Log dispersion of K(x,x) over inits (width {width}; mean over seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
+@styled
 def _plot_beta(points: dict[int, list[tuple[float, np.ndarray]]], fit: tuple[Any, ...], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
@@ -193,15 +189,14 @@ def _plot_beta(points: dict[int, list[tuple[float, np.ndarray]]], fit: tuple[Any
     slope, lo, hi, betas, logs = fit
     icpt = float(np.mean(logs) - slope * np.mean(betas))
     ax.plot(xs, icpt + slope * xs, "C3-", label=f"fit: slope {slope:.2f} (95% CI {lo:.2f}–{hi:.2f})")
-    ax.plot(xs, 5 * xs, "k--", label="Hanin & Nica: exp(5β)")
-    ax.set_xlabel("β = depth / width")
-    ax.set_ylabel("log E[K(x,x)²]/E[K(x,x)]²")
-    ax.set_title("ReLU, σ_w²=2, σ_b=0, NTK parametrization")
+    ax.plot(xs, 5 * xs, "k--", label=r"Hanin & Nica: $e^{5\beta}$")
+    ax.set_xlabel(r"$\beta$ = depth / width")
+    ax.set_ylabel(r"$\log\,\mathbb{E}[K(x,x)^2]\,/\,\mathbb{E}[K(x,x)]^2$")
+    ax.set_title(r"ReLU, $\sigma_w^2=2$, $\sigma_b=0$, NTK parametrization")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def dispersion_section(study: DispersionStudy, rows: list[ResultRow], figures_dir: Path) -> StudySection:

@@ -6,6 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tangentlab.report.figures import save_figure, styled
+
 Curve = dict[int, float]
 STYLES: dict[str, str] = {"ntk": "--", "entk": "-.", "nngp": ":"}
 NAMES: dict[str, str] = {
@@ -22,15 +24,13 @@ def setting_name(key: tuple[Any, ...]) -> str:
     return text + (f", {OPT_NAMES.get(key[3], key[3])}" if len(key) > 3 else "")
 
 
+@styled
 def plot_error_vs_depth(
     datasets: list[str],
     net: dict[Any, Curve],
     kern: dict[str, dict[Any, Curve]],
     path: Path,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 6.0), squeeze=False)
@@ -71,5 +71,4 @@ def plot_error_vs_depth(
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7)
     fig.suptitle("Test error against depth: trained net (solid), NTK (--), eNTK at init (-.), NNGP (:)")
     fig.tight_layout(rect=(0, 0.06 + 0.03 * math.ceil(len(labels) / 3), 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

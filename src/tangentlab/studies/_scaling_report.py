@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from tangentlab.report.bootstrap import BootstrapFit, bootstrap_power_law
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._sections import header as section_header
@@ -99,14 +100,12 @@ def _ci(fit: BootstrapFit | None) -> str:
     return "n/a" if fit is None else f"{fit.alpha:.3f} [{fit.lo:.3f}, {fit.hi:.3f}]"
 
 
+@styled
 def _plot(
     groups: dict[Setting, list[ResultRow]],
     fits: dict[Setting, dict[tuple[Curve, str], BootstrapFit | None]],
     path: Path,
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     settings = sorted(groups)
@@ -139,8 +138,7 @@ def _plot(
             ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Data scaling: L(n) ≈ a·n^(−α); α with 95% bootstrap CI over seeds")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _compare(net: BootstrapFit, other: BootstrapFit) -> int:
