@@ -106,7 +106,9 @@ def plotted_data(fig: Any) -> list[tuple[Any, ...]]:
             elif isinstance(coll, PolyCollection):  # fill_between bands: the outline, lower edge then upper
                 name = _label(coll, f"area {i}")
                 for path in coll.get_paths():
-                    rows.extend((p, title, name, "area", x, y, "") for x, y in path.vertices)
+                    rows.extend(
+                        (p, title, name, "area", x, y, "") for x, y in np.asarray(path.vertices, dtype=float)
+                    )
             elif isinstance(coll, LineCollection):
                 name = _label(coll, f"errorbar {i}")
                 for seg in coll.get_segments():
