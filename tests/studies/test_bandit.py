@@ -335,6 +335,9 @@ def test_report_on_real_rows_writes_figure_and_table(tmp_path):
     assert "1 failed" in section.settings[-1]
     assert section.findings[0].startswith(f"Verdict: {section.verdict}")
     ucb = [c for c in section.findings if "NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in c]
+    assert all(
+        "over 2 paired seed(s) (fewer than 3: the standard error is itself uncertain)" in c for c in ucb
+    )
     outcomes = [c.rsplit("the evidence twin is ", 1)[1].rstrip(".") for c in ucb]
     numbers = section.to_dict()["numbers"]  # findings.json
     assert numbers["nu"] == [1.0]

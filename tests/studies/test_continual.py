@@ -315,6 +315,9 @@ def _synthetic_rows(early_slope: float, converged_slope: float, missed: int = 0)
 def test_verdict_from_slopes(tmp_path, early, converged, verdict):
     section = ContinualStudy().report(_synthetic_rows(early, converged), tmp_path)
     assert section.verdict == verdict
+    slopes = section.to_dict()["numbers"]["slopes_per_doubling"]  # findings.json
+    net_early = next(v for k, v in slopes.items() if k.endswith("/early_stopped/net"))
+    assert net_early["slope"] == pytest.approx(early, abs=1e-3) and net_early["width_helps"] == (early < 0)
 
 
 def test_unconverged_runs_are_left_out(tmp_path):

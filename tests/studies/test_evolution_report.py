@@ -56,6 +56,7 @@ def test_report_writes_figures_and_findings(rows, tmp_path):
     assert f"{deep_ordered.metrics['kernel_distance_centered_final']:.3g} (σ_w²=1, ordered)" in text
     assert f"uncentred S(0,T) = {deep_ordered.metrics['kernel_distance_final']:.3g} (σ_w²=1)" in text
     assert len(section.tables[0].rows) == 9
+    assert any("seeds [0] — fewer than 3" in s for s in section.settings)
     # findings.json: the same numbers as data
     numbers = section.to_dict()["numbers"]
     assert numbers["ordered_claim_metric"] == "kernel_distance_centered_final"

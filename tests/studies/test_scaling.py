@@ -123,6 +123,11 @@ def test_after_m_kernel_is_fitted_over_n_much_larger_than_m_only(tmp_path):
     section = ScalingStudy().report(rows, tmp_path / "figures")
     after = next(r for r in section.tables[0].rows if r[2] == "eNTK after 8 samples")
     assert after[3] == "32–64" and after[4] == "6"
+    exponents = section.to_dict()["numbers"]["exponents"]  # findings.json
+    (key,) = [k for k in exponents if k.endswith("/entk_m=8/mse")]
+    assert exponents[key]["fit_range_n"] == [32, 64] and exponents[key]["alpha"] == pytest.approx(
+        0.4, abs=0.02
+    )
     assert float(after[5].split()[0]) == pytest.approx(0.4, abs=0.02)  # the flat part at n <= 2 m is left out
     text = "\n".join(section.findings)
     assert "eNTK after 8 samples, " in text and "(fit range n = 32–64, 0.30 decades;" in text

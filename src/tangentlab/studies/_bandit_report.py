@@ -259,7 +259,8 @@ def bandit_section(study: BanditStudy, rows: list[ResultRow], figures_dir: Path)
                 comparisons.append(
                     f"{_gname(g, with_nu)}: {_label(twin)} vs {_label(base)}: final regret differs by {diff:+.1f}"
                     + (f" ± {se:.1f}" if math.isfinite(se) else "")
-                    + f" over {n} paired seed(s) ({b_mean:.1f} for the NTK rule) — the evidence twin is {outcome}."
+                    + f" over {n} paired seed(s){' (fewer than 3: the standard error is itself uncertain)' if n < 3 else ''}"
+                    + f" ({b_mean:.1f} for the NTK rule) — the evidence twin is {outcome}."
                 )
         ranked = sorted(
             ((_mean_se(list(_final(rs).values()))[0], a) for a, rs in by_agent.items() if _final(rs)),

@@ -330,4 +330,14 @@ def continual_section(study: ContinualStudy, rows: list[ResultRow], figures_dir:
         figures=(forget_png, train_png),
         tables=(table,),
         settings=_settings_text(runs.completed, runs.summary()),
+        numbers={
+            "tolerance": TOLERANCE,
+            "slopes_per_doubling": {
+                f"{s[0]}/{s[1]}/{s[2]}/{k}": {"slope": f.slope, "stderr": f.stderr, "width_helps": helps(f)}
+                for s in sorted(fits)
+                for k, f in fits[s].items()
+                if f is not None
+            },
+        },
+        runs=tuple(r.run_id for r in runs.completed),
     )

@@ -249,7 +249,12 @@ def _settings(rows: list[ResultRow], n_failed: int, n_diverged: int) -> tuple[st
         f"CNN channels {sorted({int(r.config.params['channels']) for r in rows})}; ReLU, σ_b=0, every weight layer σ_w² (grid {sorted({sigma_w2(r) for r in rows})}); "
         f"{p.get('parametrization')} parametrization; float64.",
         f"Training: {c.train.optimizer}, lr {c.train.learning_rate}, {c.train.loss}, {c.train.steps} steps, "
-        f"batch {c.train.batch_size or 'full'}; seeds {sorted({r.config.seed for r in rows})}.",
+        f"batch {c.train.batch_size or 'full'}; seeds {sorted({r.config.seed for r in rows})}"
+        + (
+            " — fewer than 3: no seed-to-seed spread, each comparison rests on single runs."
+            if len({r.config.seed for r in rows}) < 3
+            else "."
+        ),
         f"Snapshots: {p.get('n_snapshots')} (step 0 + log-spaced) of the trace eNTK on a probe of "
         f"{p.get('probe_per_class')} training examples per class; after kernel: kernel regression on the first "
         f"{p.get('after_kernel_train')} training examples (relative ridge {p.get('ridge')}), scored on the test set.",

@@ -311,4 +311,19 @@ def scaling_section(study: ScalingStudy, rows: list[ResultRow], figures_dir: Pat
         figures=(png,),
         tables=(table,),
         settings=_settings_text(done, n_failed, n_skipped, n_diverged),
+        numbers={
+            "n_over_m": N_OVER_M,
+            "exponents": {
+                f"{s[0]}/{s[1]}/{c}/{m}": {
+                    "alpha": f.alpha,
+                    "ci": [f.lo, f.hi],
+                    "fit_range_n": list(ranges[s][c]),
+                }
+                for s in sorted(groups)
+                for c in curves[s]
+                for m in MEASURES
+                if (f := fits[s][(c, m)]) is not None and c in ranges[s]
+            },
+        },
+        runs=tuple(r.run_id for r in done),
     )

@@ -293,4 +293,6 @@ def uncertainty_section(study: UncertaintyStudy, rows: list[ResultRow], figures_
         figures=tuple(figures),
         tables=tuple(_table(n, groups[n]) for n in sorted(groups)),
         settings=_settings(runs.completed, runs.summary()),
+        numbers={"test_nll": {f"{c[0]}/{c[1]}": v for c, v in sorted(cells.items())}, "majority": MAJORITY},
+        runs=tuple(r.run_id for r in runs.completed),
     )
