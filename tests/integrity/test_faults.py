@@ -61,8 +61,12 @@ def _wait_for_workers(proc: subprocess.Popen, n: int, timeout: float = 60.0) -> 
 
 
 def _statuses(out: Path) -> dict[str, str]:
-    with sqlite3.connect(out / "results.sqlite") as con:
-        return dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+    """Run id -> status; empty while the driver has created the file but not yet its table."""
+    try:
+        with sqlite3.connect(out / "results.sqlite") as con:
+            return dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+    except sqlite3.OperationalError:
+        return {}
 
 
 def _alive(pid: int) -> bool:

@@ -15,6 +15,7 @@ import numpy as np
 from tangentlab._version import __version__
 from tangentlab.audit._criteria import KERNEL_REGIME
 from tangentlab.report import StudySection, Table, write_report
+from tangentlab.report.figures import save_figure, styled
 
 if TYPE_CHECKING:
     from tangentlab.audit._audit import AuditResult
@@ -103,10 +104,8 @@ def write_json(result: AuditResult, path: Path) -> Path:
     return path
 
 
+@styled
 def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     m = result.measurements
@@ -149,8 +148,7 @@ def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
     fig.suptitle(f"{result.factory} on {result.data}: {result.verdict}")
     fig.tight_layout()
     dynamics = folder / "audit_dynamics.png"
-    fig.savefig(dynamics, dpi=110)
-    plt.close(fig)
+    save_figure(fig, dynamics)
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     kernels = m.seed_kernels.numpy()
@@ -164,8 +162,7 @@ def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
     axes[1].set(ylabel=key.replace("_", " "), title="test performance")
     fig.tight_layout()
     predictions = folder / "audit_predictions.png"
-    fig.savefig(predictions, dpi=110)
-    plt.close(fig)
+    save_figure(fig, predictions)
     return dynamics, predictions
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-Outputs = Literal["trace", "full", "diagonal"]
+Outputs = Literal["trace", "mean", "full", "diagonal"]  # "mean": neural-tangents' trace_axes convention
 Method = Literal["auto", "jacobian", "ntvp", "structured"]
 OUTPUTS: tuple[str, ...] = get_args(Outputs)
 METHODS: tuple[str, ...] = get_args(Method)

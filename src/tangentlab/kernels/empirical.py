@@ -6,6 +6,8 @@ Three exact algorithms (cross-checked in the tests) and a cost model that picks 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -67,7 +69,13 @@ def ntk_cost(
     shape = probe(model, a, trainable_params(model))
     n2 = a.shape[0] if b is None else b.shape[0]
     return estimate(
-        shape, a.shape[0], n2, outputs, a.element_size() if a.is_floating_point() else 4, budget, batch
+        shape,
+        a.shape[0],
+        n2,
+        _engine_outputs(outputs),
+        a.element_size() if a.is_floating_point() else 4,
+        budget,
+        batch,
     )
 
 
@@ -92,7 +100,8 @@ def empirical_ntk(
             ids) keep their dtype.
         x2: inputs (n2, ...) with the same feature shape, or None for ``x1`` against itself (computed on the upper
             triangle of blocks and mirrored).
-        outputs: ``"trace"`` → (n1, n2), ``Σ_o Θ^{oo}``; ``"full"`` → (n1, n2, O, O); ``"diagonal"`` → (n1, n2, O).
+        outputs: ``"trace"`` → (n1, n2), ``Σ_o Θ^{oo}``; ``"mean"`` → (n1, n2), ``(1/O) Σ_o Θ^{oo}`` (neural-tangents'
+            ``trace_axes=(-1,)`` convention); ``"full"`` → (n1, n2, O, O); ``"diagonal"`` → (n1, n2, O).
         method: ``"jacobian"`` (per-example Jacobians with torch.func, contracted block by block), ``"ntvp"``
             (NTK-vector products: VJP then JVP, never a whole Jacobian), ``"structured"`` (per-layer Gram products
             for ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` and tangentlab's scaled versions; autodiff for the rest),
@@ -105,6 +114,8 @@ def empirical_ntk(
         The kernel in the parameters' dtype on their device.
     """
     model, a, b, batch, budget = _prepare(model, x1, x2, outputs, method, batch_size, memory_budget)
+    mean = outputs == "mean"
+    outputs = _engine_outputs(outputs)
     check_per_example(model, a if b is None else torch.cat([a[:1], b[:1]]))
     params = trainable_params(model)
     shape = probe(model, a, params)
@@ -119,7 +130,7 @@ def empirical_ntk(
     cache = chosen != "ntvp" and n2 * per_example <= budget / 2
     block2 = min(n2, batch or 256) if chosen == "ntvp" else block
     dtype = reference_tensor(model).dtype
-    return assemble(
+    kernel = assemble(
         engine,
         a,
         b,
@@ -131,6 +142,12 @@ def empirical_ntk(
         dtype=dtype,
         progress=progress,
     )
+    return kernel / shape.num_outputs if mean else kernel
+
+
+def _engine_outputs(outputs: str) -> Outputs:
+    """What the block engines compute: ``"mean"`` is the trace divided by the number of outputs afterwards."""
+    return "trace" if outputs == "mean" else cast(Outputs, outputs)
 
 
 def _engine(

@@ -240,7 +240,7 @@ def fit_evidence(
     """``(alpha, sigma)`` maximising the function-space evidence of the linearized Laplace model of ``model`` on
     ``(x, y)`` over :class:`tangentlab.predict.LinearizedLaplace`'s default grids."""
     lla = LinearizedLaplace(model, prior_mean=prior_mean).fit(x, y)
-    lla.optimize_prior_precision(sigma_noise=True, method="grid", form="function_space")
+    lla.optimize_prior_precision(fit_sigma_noise=True, method="grid", form="function_space")
     return float(lla.prior_precision_), float(lla.sigma_noise_)
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies._sections import empty_section, tally
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 TOLERANCE = 0.005  # forgetting change per doubling of width below which width "does not matter"
 MODEL_NAMES: dict[str, str] = {"net": "network", "lin": "linearized net", "ntk": "NTK (∞ width, closed form)"}
 STYLES: dict[str, str] = {"net": "-", "lin": "--", "ntk": ":"}
-REGIMES: tuple[str, ...] = ("early_stopped", "converged")
+REGIMES: tuple[str, ...] = ("early_stopped", "converged", "fixed_budget")
 Setting = tuple[str, str, str]  # task type, parametrization, regime
 
 
@@ -107,12 +108,10 @@ def _mean_at(rows: list[ResultRow], metric: str, width: int) -> float:
     return float(np.mean(vals)) if vals else math.nan
 
 
+@styled
 def _plot(
     groups: dict[Setting, list[ResultRow]], metric: str, ylabel: str, path: Path, keys: tuple[str, ...]
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     types = sorted({s[0] for s in groups}) or ["no completed"]
@@ -148,8 +147,7 @@ def _plot(
                 ax.legend(fontsize=7)
     fig.suptitle(f"{ylabel} against width (mean over seeds; bands: min–max)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict, str]:
@@ -167,9 +165,22 @@ def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict,
             f"{'helps' if helps(conv) else 'does not help'} converged)"
         )
         checked.append((tt, ok, text))
+    budget = [
+        f"{tt} tasks, {par} parametrization: slope per doubling {_slope_text(f)} (width "
+        f"{'helps' if helps(f) else 'does not help'})"
+        for (tt, par, reg), fs in sorted(fits.items())
+        if reg == "fixed_budget" and (f := fs.get("net")) is not None
+    ]
+    if budget:  # Mirzadeh et al.'s own protocol, reported beside the verdict (it does not enter it)
+        mirzadeh = (
+            "Mirzadeh et al.'s protocol (a fixed step budget per task, the same for every width): "
+            + "; ".join(budget)
+        )
     if not checked:
-        return "inconclusive", "No setting has both regimes at two or more widths: the claim is untested."
-    details = "; ".join(t for _, _, t in checked)
+        return "inconclusive", "No setting has both regimes at two or more widths: the claim is untested." + (
+            f" {mirzadeh}." if budget else ""
+        )
+    details = "; ".join(t for _, _, t in checked) + (f". {mirzadeh}" if budget else "")
     n_ok = sum(ok for _, ok, _ in checked)
     if n_ok == len(checked):
         return "supported", f"Verdict: supported — {details}."

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.studies._base import ResultRow
 
 MODEL_NAMES: dict[str, str] = {"mlp": "MLP", "cnn": "CNN", "deep_mlp": "deep MLP"}
@@ -35,9 +36,6 @@ def model_label(row: ResultRow) -> str:
 
 
 def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
@@ -47,6 +45,7 @@ def _colors(values: Sequence[float]) -> dict[float, str]:
     return {v: f"C{i}" for i, v in enumerate(sorted(set(values)))}
 
 
+@styled
 def plot_dynamics(rows: list[ResultRow], dataset: str, path: Path) -> None:
     """Per model (columns): S(0, t), velocity, block ratios and alignment (rows) against step + 1 (log axis)."""
     plt = _plt()
@@ -71,8 +70,8 @@ def plot_dynamics(rows: list[ResultRow], dataset: str, path: Path) -> None:
             axes[3, j].plot(t + 1, r.artifact("alignment"), "o-", ms=3, color=c, label=label)
         name = model_label(group[0]) if group else kind
         titles = (
-            f"{name}: kernel distance from init S(0,t)",
-            f"{name}: velocity angle(t_i,t_(i+1))/Δt",
+            f"{name}: kernel distance from init $S(0,t)$",
+            rf"{name}: velocity $\angle(\Theta_{{t_i}},\Theta_{{t_{{i+1}}}})/\Delta t$",
             f"{name}: block mean ÷ mean diag (— within, -- between)",
             f"{name}: centred kernel–label alignment",
         )
@@ -86,10 +85,10 @@ def plot_dynamics(rows: list[ResultRow], dataset: str, path: Path) -> None:
             ax.legend(fontsize=7)
     fig.suptitle(f"{dataset}: the probe eNTK through training (one line per run)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
+@styled
 def plot_after_kernel(rows: list[ResultRow], path: Path) -> None:
     """After-kernel regression accuracy (solid) vs the net's own test accuracy (dashed), per dataset and model."""
     plt = _plt()
@@ -115,14 +114,14 @@ def plot_after_kernel(rows: list[ResultRow], path: Path) -> None:
                     "o-",
                     ms=3,
                     color=colors[s2],
-                    label=f"after kernel, σ_w²={s2:g}" if first else None,
+                    label=rf"after kernel, $\sigma_w^2$={s2:g}" if first else None,
                 )
                 ax.plot(
                     t,
                     r.artifact("net_acc"),
                     "--",
                     color=colors[s2],
-                    label=f"net, σ_w²={s2:g}" if first else None,
+                    label=rf"net, $\sigma_w^2$={s2:g}" if first else None,
                 )
             ax.set_xscale("log")
             ax.set_xlabel("training step + 1 (kernel taken at this step)")
@@ -133,10 +132,10 @@ def plot_after_kernel(rows: list[ResultRow], path: Path) -> None:
             ax.legend(fontsize=7, ncol=2)
     fig.suptitle("Kernel regression with the eNTK at step t (after kernel) vs the net at step t")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
+@styled
 def plot_heatmaps(rows: list[ResultRow], path: Path) -> None:
     """log10 |Θ| / mean diag of the probe kernel (sorted by class) at init and at the end, one column per run."""
     plt = _plt()
@@ -147,7 +146,7 @@ def plot_heatmaps(rows: list[ResultRow], path: Path) -> None:
             k = r.artifact(name)
             z = np.log10(np.abs(k) / np.abs(np.diag(k)).mean() + 1e-12)
             im = axes[i, j].imshow(z, cmap="viridis", vmin=-2, vmax=0.5)
-            axes[i, j].set_title(f"σ_w²={sigma_w2(r):g} ({phase(sigma_w2(r))}), {when}", fontsize=8)
+            axes[i, j].set_title(rf"$\sigma_w^2$={sigma_w2(r):g} ({phase(sigma_w2(r))}), {when}", fontsize=8)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
         fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6)
@@ -155,5 +154,4 @@ def plot_heatmaps(rows: list[ResultRow], path: Path) -> None:
     fig.suptitle(
         f"{first.config.data.name}, {model_label(first)}: log10 |Θ_ij| / mean Θ_ii on the probe (sorted by class)"
     )
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -317,4 +317,43 @@ def evolution_section(study: EvolutionStudy, rows: list[ResultRow], figures_dir:
         figures=tuple(figures),
         tables=(_table(groups),),
         settings=_settings(done, n_failed, n_diverged),
+        numbers=_numbers(
+            groups, {"ordered_moves_least": v1, "transient_then_constant": v2, "after_kernel": v3}
+        ),
+        runs=tuple(r.run_id for r in done),
     )
+
+
+NUMBER_KEYS: tuple[str, ...] = (
+    "kernel_distance_final",
+    "kernel_distance_centered_final",
+    "velocity_transient_ratio",
+    "velocity_late_spread",
+    "alignment_init",
+    "alignment_final",
+    "after_kernel_acc_init",
+    "after_kernel_acc_final",
+)
+
+
+def _numbers(groups: dict[Group, list[ResultRow]], subs: dict[str, Verdict]) -> dict[str, Any]:
+    """Sub-verdicts, thresholds and the per-setting means the findings quote (findings.json)."""
+    settings = {
+        f"{g[0]}/{g[1]}/{s:g}": {
+            "dataset": g[0],
+            "model_kind": g[1],
+            "sigma_w2": s,
+            "phase": phase(s),
+            "seeds": len(rs),
+            **{k: finite_mean(rs, k) for k in NUMBER_KEYS},
+        }
+        for g, rows in sorted(groups.items())
+        for s, rs in _by_sigma(rows).items()
+    }
+    return {
+        "sub_verdicts": subs,
+        "ordered_claim_metric": ORDERED_METRIC,
+        "transient_factor": TRANSIENT_FACTOR,
+        "constant_spread": CONSTANT_SPREAD,
+        "settings": settings,
+    }
