@@ -382,6 +382,8 @@ def audit(
         )
     except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
         raise _fail(" ".join(str(err).split())) from None
+    except RuntimeError as err:  # torch's numerical failures (e.g. an eigensolver on a non-finite kernel)
+        raise _fail(f"audit failed: {type(err).__name__}: {' '.join(str(err).split())}") from None
     from tangentlab.audit._render import render_table, write_outputs
 
     out_dir = out if out is not None else Path("results") / f"audit_{factory.rpartition(':')[2]}"

@@ -168,7 +168,9 @@ def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
 
 def write_html(result: AuditResult, out_dir: Path, *, command: str = "") -> Path:
     """Write ``out_dir/report/index.html`` (with figures under ``out_dir/report/figures/``) and return its path."""
-    out_dir = Path(out_dir)
+    out_dir = Path(
+        out_dir
+    ).resolve()  # figures are placed relative to the page: a relative folder would double
     figures_dir = out_dir / "report" / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     s, m = result.settings, result.measurements

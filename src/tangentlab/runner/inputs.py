@@ -67,15 +67,17 @@ def file_sha256(path: str | Path) -> str:
 
 
 def input_hashes(data_name: str, study_name: str, study: Any) -> dict[str, str]:
-    """The ``inputs`` of a run: ``{"data": sha256}`` for an ``npz:PATH`` dataset and ``{"study": sha256}`` of
+    """The ``inputs`` of a run: ``{"data": sha256}`` for an ``npz:PATH`` (or any ``kind:FILE``) dataset and
+    ``{"study": sha256}`` of
     the source file of a ``module:Class`` study (built-in studies are covered by the tangentlab version).
 
     Raises:
         FileNotFoundError: the npz file does not exist.
     """
     inputs: dict[str, str] = {}
-    if data_name.startswith("npz:") and len(data_name) > 4:
-        inputs["data"] = file_sha256(data_name[4:])
+    kind, _, path = data_name.partition(":")
+    if path and (kind == "npz" or Path(path).is_file()):  # npz:PATH, or any other file-backed "kind:FILE"
+        inputs["data"] = file_sha256(path)
     if ":" in study_name:
         try:
             source = inspect.getsourcefile(type(study))
