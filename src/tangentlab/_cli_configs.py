@@ -44,7 +44,7 @@ def configs_show(name: Annotated[str, typer.Argument(help="A packaged config, e.
         raise _fail(str(err)) from None
 
 
-@configs_app.command("copy")
+@configs_app.command("copy", short_help="Write a packaged sweep file out for editing.")
 def configs_copy(
     name: Annotated[str, typer.Argument(help="A packaged config, e.g. quick/lazy.")],
     directory: Annotated[Path, typer.Argument(help="Folder to write NAME's file into.")] = Path("."),
