@@ -6,31 +6,43 @@ option or output folder (a one-paragraph message naming the file and the field, 
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import signal
+import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import torch
 import typer
 
 from tangentlab import studies
+from tangentlab._cli_configs import configs_app, print_params
+from tangentlab._packaged import resolve_config
+from tangentlab._sweep_yaml import with_provenance
 from tangentlab._version import __version__
 from tangentlab.auditing import Thresholds
 from tangentlab.auditing import audit as run_audit
 from tangentlab.report import write_report
-from tangentlab.runner import ConfigError, ResultStore, StoredRun, load_sweep, run_sweep
+from tangentlab.runner import (
+    FolderInUseError,
+    Interrupted,
+    ResultStore,
+    StoredRun,
+    StoreError,
+    load_sweep,
+    run_sweep,
+)
+from tangentlab.runner.selection import select
 from tangentlab.studies import ResultRow
 
 app = typer.Typer(
     name="tangentlab",
     help="Does this finite neural network behave as neural tangent kernel theory predicts?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain click help: wraps at the terminal's width (at most 80), no boxes
 )
 
 
@@ -67,16 +79,58 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+app.add_typer(configs_app, short_help="List, show or copy the packaged sweep files.")
+QUIET = {
+    "on": False
+}  # set by the top-level -q/--quiet: no progress bars, no status lines (errors still shown)
+
+
+def _say(message: str) -> None:
+    """A status line on stdout, unless -q/--quiet."""
+    if not QUIET["on"]:
+        typer.echo(message)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tangentlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option("-q", "--quiet", help="No progress bars or status lines; errors still go to stderr."),
+    ] = False,
+) -> None:
+    """Does this finite neural network behave as neural tangent kernel theory predicts?"""
+    QUIET["on"] = quiet
+
+
 @app.command("studies")
-def list_studies() -> None:
+def list_studies(
+    params: Annotated[
+        str | None, typer.Option("--params", metavar="NAME", help="Print study NAME's parameters instead.")
+    ] = None,
+) -> None:
     """List the registered studies: name, title and citation."""
+    if params is not None:
+        print_params(params)
+        return
     for cls in studies.list_studies():
         typer.echo(f"{cls.name}\t{cls.title}\t{cls.citation}")
 
 
 @app.command("run")
 def run(
-    config: Annotated[Path, typer.Argument(help="The sweep file (YAML).")],
+    config: Annotated[
+        Path, typer.Argument(help="A sweep file (YAML), or a packaged config's name (`tangentlab configs`).")
+    ],
     out: Annotated[Path | None, typer.Option(help="Output folder (default: results/<config stem>).")] = None,
     executor: Annotated[Executor, typer.Option(help="Where runs are computed.")] = Executor.local,
     address: Annotated[
@@ -90,10 +144,12 @@ def run(
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a sweep (resumable: runs already done are skipped)."""
-    try:
-        _, study, runs = load_sweep(config, studies.get_study)
-    except ConfigError as err:
-        raise _fail(str(err)) from None
+    _check_device(device)
+    with tempfile.TemporaryDirectory(prefix="tangentlab-config-") as scratch:
+        try:
+            sweep, study, runs = load_sweep(resolve_config(config, Path(scratch)), studies.get_study)
+        except ValueError as err:  # ConfigError is a ValueError
+            raise _fail(str(err)) from None
     if address is not None and executor is not Executor.ray:
         raise _fail(f"--address: only used with --executor ray, got --executor {executor.value}")
     out_dir = out if out is not None else Path("results") / config.stem
@@ -107,11 +163,20 @@ def run(
             address=address,
             retry_failed=retry_failed,
             device=device,
-            progress=progress,
+            progress=progress and not QUIET["on"],
+            sweep=sweep.model_dump(mode="json"),
+            source=str(config),
         )
-    except ImportError as err:
+    except (ImportError, FolderInUseError, StoreError) as err:
         raise _fail(str(err)) from None
-    typer.echo(
+    except Interrupted as stop:
+        typer.echo(
+            f"tangentlab: interrupted by {signal.Signals(stop.signum).name}; workers stopped, unfinished runs "
+            f"left to rerun: run the same command to resume ({out_dir})",
+            err=True,
+        )
+        raise typer.Exit(128 + stop.signum) from None
+    _say(
         f"{out_dir}: {summary.total} runs; {summary.skipped} already finished, {summary.done} done now, "
         f"{len(summary.failed)} failed now, {len(summary.failed_before)} failed earlier (not retried)"
     )
@@ -121,81 +186,114 @@ def run(
         raise typer.Exit(1)
 
 
-@app.command("results")
+@app.command("results", short_help="The runs of an output folder as a table, CSV or JSON.")
 def results(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.table,
+    columns: Annotated[
+        str | None,
+        typer.Option(metavar="COLS", help="Comma-separated columns to show, e.g. width,seed,kernel_change."),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COND", help="Keep runs where NAME OP VALUE holds, e.g. 'width>=1024' (repeatable)."
+        ),
+    ] = None,
+    mean_over: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="COLUMN", help="Average finished runs over this column, e.g. seed: means and _se columns."
+        ),
+    ] = None,
 ) -> None:
-    """One line per run: id, study, status, the values that vary between runs, metrics."""
-    rows = _stored(out_dir)
-    varying = _varying_fields(rows)
-    metric_names = list(dict.fromkeys(name for row in rows for name in row.metrics))
-    if format is Format.json:
-        records = [
-            {
-                "run_id": row.run_id,
-                "study": row.study,
-                "status": row.status,
-                "grid": {name: _flat(row).get(name) for name in varying},
-                "metrics": row.metrics,
-                "seconds": row.seconds,
-                "error": row.error,
-                "config": row.config.model_dump(mode="json"),
-            }
-            for row in rows
-        ]
-        typer.echo(json.dumps(records, indent=2))
-        return
-    header = ["run_id", "study", "status", *varying, *metric_names]
-    table = [
-        [row.run_id, row.study, row.status]
-        + [_cell(_flat(row).get(name)) for name in varying]
-        + [_cell(row.metrics.get(name)) for name in metric_names]
-        for row in rows
-    ]
-    if format is Format.csv:
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerows([header, *table])
-        typer.echo(buffer.getvalue(), nl=False)
-        return
-    widths = [max(len(str(line[i])) for line in [header, *table]) for i in range(len(header))]
-    for line in [header, *table]:
-        typer.echo(
-            "  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        )
+    """One line per run: id, study, status, the values that vary between runs, metrics.
+
+    A column is named in full (params.width) or by its last part when unique (width). The table keeps the
+    columns that fit the terminal; --format csv or json gives them all (JSON has null for NaN).
+    """
+    from tangentlab._cli_results import show_results
+
+    try:
+        show_results(_stored(out_dir), format.value, columns=columns, where=where or (), over=mean_over or ())
+    except ValueError as err:
+        raise _fail(str(err)) from None
 
 
-@app.command("report")
-def report(out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")]) -> None:
-    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path."""
-    rows = _stored(out_dir)
-    figures_dir = (out_dir / "report" / "figures").resolve()  # studies may return their figures as given
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    sections = []
+@app.command("report", short_help="Write the HTML report of an output folder.")
+def report(
+    out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write the report into OUT/report/ (e.g. for a read-only results folder)."
+        ),
+    ] = None,
+    use_all: Annotated[
+        bool, typer.Option("--all", help="Pool the runs of every config revision, not only the last one.")
+    ] = False,
+) -> None:
+    """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path.
+
+    Each study uses the runs of the last sweep run into the folder; runs of other config revisions, runs whose
+    artifacts are gone and diverged runs are named in the report's header.
+    """
+    with _opened(out_dir) as store:
+        rows = store.runs()
+        sweeps = {name: store.sweeps(name) for name in store.studies()}
+    target = out if out is not None else out_dir
+    figures_dir = (target / "report" / "figures").resolve()  # studies may return their figures as given
+    try:
+        figures_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _fail(
+            f"--out: cannot write the report into {target} ({err.strerror}); pass --out elsewhere"
+        ) from None
+    sections, notes = [], {}
+    not_used, missing, diverged = [], [], []
     for study_name in dict.fromkeys(row.study for row in rows):
         try:
             study = studies.get_study(study_name)
         except ValueError as err:
             raise _fail(f"{out_dir}: {err}") from None
-        done = [_result_row(row) for row in rows if row.study == study_name and row.status == "done"]
+        chosen = select(
+            [r for r in rows if r.study == study_name], sweeps.get(study_name, []), use_all=use_all
+        )
+        not_used += chosen.other_revisions
+        missing += chosen.missing_artifacts
+        diverged += chosen.diverged
+        done = [_result_row(row) for row in chosen.used if row.status == "done"]
         if not done:
             typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
             continue
-        sections.append(study.report(done, figures_dir))
+        section = study.report(done, figures_dir)
+        sections.append(with_provenance(section, study, chosen.used, out_dir, target))
+    for label, group in (
+        ("other config revisions, not used", not_used),
+        ("artifacts missing, left out", missing),
+        ("diverged (kept out of fits)", diverged),
+    ):
+        if group:
+            notes[label] = f"{len(group)} run(s): " + ", ".join(r.run_id for r in group)
+            hint = " (tangentlab report --all pools them)" if group is not_used else ""
+            typer.echo(f"tangentlab: {label}: {notes[label]}{hint}", err=True)
     counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
     metadata = {
         "output folder": str(out_dir),
         "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
+        **notes,
         "tangentlab": __version__,
         "torch": torch.__version__,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": f"tangentlab report {out_dir}",
+        "command": f"tangentlab report {out_dir}"
+        + (f" --out {out}" if out is not None else "")
+        + (" --all" if use_all else ""),
     }
-    path = write_report(out_dir, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
-    typer.echo(str(path))
+    path = write_report(target, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
+    _say(str(path))
 
 
-@app.command("audit")
+@app.command("audit", short_help="Is your own model in the kernel regime?")
 def audit(
     factory: Annotated[
         str,
@@ -280,10 +378,12 @@ def audit(
             shape=shape.value,
             dtype=getattr(torch, dtype.value),
             thresholds=thresholds,
-            progress=progress,
+            progress=progress and not QUIET["on"],
         )
     except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
         raise _fail(" ".join(str(err).split())) from None
+    except RuntimeError as err:  # torch's numerical failures (e.g. an eigensolver on a non-finite kernel)
+        raise _fail(f"audit failed: {type(err).__name__}: {' '.join(str(err).split())}") from None
     from tangentlab.auditing._render import render_table, write_outputs
 
     out_dir = out if out is not None else Path("results") / f"audit_{factory.rpartition(':')[2]}"
@@ -291,7 +391,27 @@ def audit(
         result, out_dir, command=_audit_command(factory, data, optimizer.value, steps, lr)
     )
     typer.echo(render_table(result))
-    typer.echo(f"wrote {json_path} and {html_path}")
+    _say(f"wrote {json_path} and {html_path}")
+
+
+def _check_device(device: str) -> None:
+    """Exit 2 before any work when ``--device`` names a device this machine does not have."""
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        available.append("mps")
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise _fail(
+            f"--device: {device!r} is not a torch device; available here: {', '.join(available)}"
+        ) from None
+    ok = parsed.type == "cpu" or (parsed.type == "mps" and "mps" in available)
+    if parsed.type == "cuda":
+        ok = torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count()
+    if not ok:
+        raise _fail(
+            f"--device: {device!r} is not available on this machine; available here: {', '.join(available)}"
+        )
 
 
 def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:
@@ -300,10 +420,15 @@ def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: floa
 
 
 def _stored(out_dir: Path) -> list[StoredRun]:
+    with _opened(out_dir) as store:
+        return store.runs()
+
+
+def _opened(out_dir: Path) -> ResultStore:
+    """The folder's store, read-only; a missing or corrupt database exits 2 with what to do."""
     try:
-        with ResultStore(out_dir) as store:
-            return store.runs()
-    except FileNotFoundError as err:
+        return ResultStore(out_dir)
+    except (FileNotFoundError, StoreError) as err:
         raise _fail(str(err)) from None
 
 
@@ -311,34 +436,11 @@ def _result_row(row: StoredRun) -> ResultRow:
     return ResultRow(row.run_id, row.config, row.status, row.metrics, row.artifacts_dir)
 
 
-def _flat(row: StoredRun) -> dict[str, Any]:
-    """The resolved config as ``section.field`` → value (the model as one JSON string)."""
-    config = row.config.model_dump(mode="json")
-    flat: dict[str, Any] = {"model": json.dumps(config["model"], sort_keys=True), "seed": config["seed"]}
-    for section in ("data", "train", "params"):
-        for key, value in config[section].items():
-            if isinstance(value, dict):
-                flat.update({f"{section}.{key}.{k}": v for k, v in value.items()})
-            else:
-                flat[f"{section}.{key}"] = value
-    return flat
-
-
-def _varying_fields(rows: list[StoredRun]) -> list[str]:
-    """The config fields whose values differ between runs (the grid axes and seeds), in config order."""
-    flats = [_flat(row) for row in rows]
-    names = list(dict.fromkeys(name for flat in flats for name in flat))
-    return [n for n in names if len({json.dumps(f.get(n), sort_keys=True) for f in flats}) > 1]
-
-
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value) if not isinstance(value, list | dict) else json.dumps(value)
-
-
 def main() -> None:
-    """The console entry point."""
+    """The console entry point; the only place that selects a matplotlib backend (non-interactive Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     app(prog_name="tangentlab")
 
 

@@ -27,4 +27,6 @@ def reference_ntk(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor | None, o
     if outputs == "full":
         return full
     diag = torch.diagonal(full, dim1=2, dim2=3)
+    if outputs == "mean":  # neural-tangents' trace_axes convention
+        return diag.mean(-1)
     return diag.sum(-1) if outputs == "trace" else diag

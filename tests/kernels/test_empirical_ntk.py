@@ -15,7 +15,7 @@ from .models import CASES, make_case
 from .reference import reference_ntk
 
 METHODS = ["jacobian", "ntvp", "structured", "auto"]
-OUTPUTS = ["trace", "full", "diagonal"]
+OUTPUTS = ["trace", "mean", "full", "diagonal"]
 
 
 def assert_matches(got: torch.Tensor, want: torch.Tensor, tol: float = 1e-9) -> None:

@@ -21,7 +21,9 @@ def test_feature_shapes_differ() -> None:
 
 
 def test_unknown_outputs() -> None:
-    with pytest.raises(ValueError, match=r"outputs: expected one of 'trace', 'full', 'diagonal'; got 'sum'"):
+    with pytest.raises(
+        ValueError, match=r"outputs: expected one of 'trace', 'mean', 'full', 'diagonal'; got 'sum'"
+    ):
         tangentlab.empirical_ntk(small(), torch.randn(2, 3), outputs="sum")  # type: ignore[arg-type]
 
 

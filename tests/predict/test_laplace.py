@@ -88,7 +88,7 @@ def test_evidence_recovers_generating_prior_precision() -> None:
         theta = torch.randn(d, 1, generator=g, dtype=DT) / math.sqrt(alpha0)
         y = x @ theta + sigma0 * torch.randn(n, 1, generator=g, dtype=DT)
         la = LinearizedLaplace(_linear(d, 1, theta.T), sigma_noise=sigma0).fit(x, y)
-        la.optimize_prior_precision(sigma_noise=False, method="gradient", form="function_space")
+        la.optimize_prior_precision(fit_sigma_noise=False, method="gradient", form="function_space")
         logs.append(math.log(la.prior_precision_))
     mean_log = sum(logs) / len(logs)
     # one draw estimates log alpha from d = 60 directions (sd ~ sqrt(2/60) = 0.18); 20 draws: sd ~ 0.04
@@ -115,9 +115,9 @@ def test_optimizer_matches_brute_force_grid_argmax() -> None:
         assert la.log_marginal_likelihood(form=form) >= brute[0] - 1e-12
         assert abs(math.log10(la.prior_precision_ / brute[1])) <= 0.1 + 1e-9
         assert abs(math.log10(la.sigma_noise_ / brute[2])) <= 0.05 + 1e-9
-    # with sigma_noise=False only alpha moves: the argmax over alpha at the current sigma
+    # with fit_sigma_noise=False only alpha moves: the argmax over alpha at the current sigma
     s_now = la.sigma_noise_
-    la.optimize_prior_precision(sigma_noise=False, grid=alphas)
+    la.optimize_prior_precision(fit_sigma_noise=False, grid=alphas)
     assert la.sigma_noise_ == s_now
     assert la.prior_precision_ == max(alphas, key=lambda a: la.log_marginal_likelihood(a, s_now))
 
@@ -214,3 +214,45 @@ def test_errors() -> None:
         la.optimize_prior_precision(grid=[1.0, -1.0])
     with pytest.raises(ValueError, match="prior_mean"):
         LinearizedLaplace(model, prior_mean={}).fit(x, y2[:, :1])
+
+
+def test_diagonal_predictive_equals_the_full_covariance_diagonal_without_an_m_by_m_matrix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = _mlp(3, 1)
+    x, _ = _data(6, 3, 6)
+    xs, _ = _data(7, 3, 7)
+    y = torch.randn(6, 3, dtype=DT, generator=torch.Generator().manual_seed(8))
+    la = LinearizedLaplace(model, prior_precision=2.0, sigma_noise=0.5).fit(x, y)
+    full = la.predict(xs)
+    assert full.covariance is not None and full.marginal_variance is None
+    shapes: list[tuple[int, ...]] = []
+    original = la._kernel
+
+    def recording(x1: torch.Tensor, x2: torch.Tensor | None = None) -> torch.Tensor:
+        k = original(x1, x2)
+        shapes.append(tuple(k.shape))
+        return k
+
+    monkeypatch.setattr(la, "_kernel", recording)
+    diag = la.predict(xs, covariance="diagonal", block_size=3)
+    assert diag.covariance is None and diag.variance is diag.marginal_variance
+    torch.testing.assert_close(diag.variance, torch.diagonal(full.covariance), rtol=0, atol=1e-12)
+    torch.testing.assert_close(diag.mean, full.mean, rtol=0, atol=0)
+    assert (7, 7) not in shapes and max(s[0] * s[1] for s in shapes if s[1] != 6) <= 9
+    with pytest.raises(ValueError, match="covariance: expected one of 'full', 'diagonal'"):
+        la.predict(xs, covariance="dense")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="block_size"):
+        la.predict(xs, covariance="diagonal", block_size=0)
+
+
+def test_sigma_noise_means_the_noise_std_and_the_old_boolean_is_deprecated() -> None:
+    model = _mlp(1, 0)
+    x, y2 = _data(8, 3, 0)
+    fixed = LinearizedLaplace(model, sigma_noise=0.3).fit(x, y2[:, :1])
+    fixed.optimize_prior_precision(fit_sigma_noise=False)
+    assert fixed.sigma_noise_ == 0.3
+    old = LinearizedLaplace(model, sigma_noise=0.3).fit(x, y2[:, :1])
+    with pytest.warns(DeprecationWarning, match="fit_sigma_noise"):
+        old.optimize_prior_precision(sigma_noise=False)
+    assert (old.prior_precision_, old.sigma_noise_) == (fixed.prior_precision_, fixed.sigma_noise_)

@@ -59,3 +59,40 @@ def test_page_has_claim_findings_tables_and_existing_images(tmp_path):
 def test_empty_report(tmp_path):
     text = write_report(tmp_path, [], title="t", metadata={}).read_text()
     assert "No study results" in text
+
+
+def test_findings_json_holds_the_numbers_as_data(tmp_path):
+    import json
+    import math
+
+    import numpy as np
+    import pytest
+
+    section = StudySection(
+        study="demo",
+        title="Demo",
+        citation="Someone 2020",
+        claim="c",
+        verdict="supported",
+        findings=("slope -0.52 ± 0.03",),
+        tables=(Table(caption="t", header=("a",), rows=(("1",),)),),
+        numbers={"slope": np.float64(-0.52), "stderr": 0.03, "widths": (64, 256), "ci": [math.nan, 1.0]},
+        runs=("r1", "r2"),
+    )
+    write_report(tmp_path, [section], title="t", metadata={"torch": "2.x"})
+    data = json.loads((tmp_path / "report" / "findings.json").read_text())
+    assert data["metadata"] == {"torch": "2.x"}
+    (study,) = data["studies"]
+    assert study["verdict"] == "supported" and study["claim"] == "c" and study["runs"] == ["r1", "r2"]
+    assert study["numbers"] == {"slope": -0.52, "stderr": 0.03, "widths": [64, 256], "ci": [None, 1.0]}
+    assert study["tables"] == [{"caption": "t", "header": ["a"], "rows": [["1"]]}]
+    with pytest.raises(TypeError, match="numbers: expected JSON-ready data"):
+        StudySection(
+            study="x",
+            title="x",
+            citation="x",
+            claim="x",
+            verdict="mixed",
+            findings=(),
+            numbers={"a": object()},
+        ).to_dict()

@@ -328,11 +328,37 @@ def test_report_on_real_rows_writes_figure_and_table(tmp_path):
     assert "1 failed" in section.settings[-1]
     assert section.findings[0].startswith(f"Verdict: {section.verdict}")
     ucb = [c for c in section.findings if "NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in c]
+    assert all(
+        "over 2 paired seed(s) (fewer than 3: the standard error is itself uncertain)" in c for c in ucb
+    )
     outcomes = [c.rsplit("the evidence twin is ", 1)[1].rstrip(".") for c in ucb]
+    numbers = section.to_dict()["numbers"]  # findings.json
+    assert numbers["nu"] == [1.0]
+    mean = numbers["final_regret"][f"{rows[0].metrics['env_name']}/8/1/neural_ucb"]["mean"]
+    assert mean == pytest.approx(finals["neural_ucb"])
+    assert {c["outcome"] for c in numbers["comparisons"]} <= {"better", "worse", "tied"}
     assert section.findings[1] == (
         f"NeuralUCB half: {judge(outcomes)} — the evidence twin is better in {outcomes.count('better')}, worse "
         f"in {outcomes.count('worse')}, tied in {outcomes.count('tied')} of {len(outcomes)}."
     )
+
+
+def test_nu_sweep_is_reported_per_nu_and_judged_at_the_noise_std(tmp_path):
+    rows = []
+    for nu in (0.1, 1.0):
+        for agent in ("neural_ucb", "ucb_evidence"):
+            for seed in (0, 1):
+                cfg = _config(agent, seed, noise_std=0.1, nu=nu)
+                rows.append(_row(cfg, BanditStudy().run(cfg), tmp_path, f"{agent}{seed}{nu}"))
+    section = BanditStudy().report(rows, tmp_path / "figures")
+    head = section.findings[0]
+    assert "in 1 NTK-rule vs evidence comparisons at ν = 0.1 (the reward noise std; other ν below)" in head
+    text = "\n".join(section.findings)
+    assert ", width 8, ν=0.1: NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in text
+    assert ", width 8, ν=1: NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in text
+    comparisons = section.to_dict()["numbers"]["comparisons"]
+    assert sorted(c["nu"] for c in comparisons) == [0.1, 1.0]
+    assert [h.endswith("of 1.") for h in section.findings[1:2]] == [True]  # the half counts only nu = 0.1
 
 
 def test_report_comparison_and_verdict_rules(tmp_path):

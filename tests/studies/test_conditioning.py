@@ -208,6 +208,24 @@ def test_verdict_and_crossover_from_constructed_rows(tmp_path, c0, slope, verdic
     assert slopes[4].startswith("-0.50")
     crossover = 64 * (0.5 / c0) ** (1 / slope)  # c0 (w / 64)^slope = 1/2
     assert float(slopes[5]) == pytest.approx(crossover, rel=1e-2)
+    # the condition and the benefit are stated apart: here GN always converges in 2 steps
+    assert section.findings[1].startswith("Benefit, judged apart from the condition: Gauss–Newton reached")
+    assert "in 8 of 8 runs" in section.findings[1] and "is present" in section.findings[1]
+    numbers = section.to_dict()["numbers"]
+    assert numbers["benefit"]["gn_runs_within_2_steps"] == 8
+    at_64 = [v for k, v in numbers["mean_stability_constant"].items() if k.endswith("/64")]
+    assert at_64 == [pytest.approx(c0)]
+
+
+def test_benefit_absent_when_gauss_newton_is_slow(tmp_path):
+    rows = _constructed(32.0, -0.5)
+    slow = [
+        ResultRow(r.run_id, r.config, r.status, {**r.metrics, "gn_steps_to_target": 7 if i % 2 else 1})
+        for i, r in enumerate(rows)
+    ]
+    section = STUDY.report(slow, tmp_path)
+    assert section.verdict == "supported"  # the condition fails either way
+    assert "in 4 of 8 runs" in section.findings[1] and "not present in every run" in section.findings[1]
 
 
 def test_report_without_completed_runs_is_inconclusive(tmp_path):

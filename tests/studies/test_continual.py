@@ -225,6 +225,36 @@ def test_run_returns_finite_consistent_metrics(task_type, regime):
         assert m["forgetting_ntk"] == 0.0  # separate heads decouple in the infinite-width kernel regime
 
 
+def test_fixed_budget_trains_every_task_for_exactly_the_budget():
+    """Mirzadeh et al.'s protocol: the same step budget per task for every width, whatever accuracy it reaches."""
+    for width in (8, 64):
+        out = ContinualStudy().run(
+            _config(width=width, regime="fixed_budget", budget_steps=6, early_accuracy=0.1)
+        )
+        assert np.all(out.artifacts["steps_net"] == 6) and np.all(out.artifacts["steps_lin"] == 6)
+
+
+def test_fixed_budget_is_reported_beside_the_verdict(tmp_path):
+    rows = _synthetic_rows(-0.03, 0.0)
+    for width in (16, 64, 256, 1024):
+        for seed in (0, 1):
+            config = _config(seed=seed, width=width, regime="fixed_budget")
+            m = {
+                "status": "completed",
+                "forgetting_net": 0.4 - 0.02 * math.log2(width),
+                "forgetting_lin": 0.3,
+            }
+            rows.append(ResultRow(run_id=f"fb{width}{seed}", config=config, status="done", metrics=m))
+    section = ContinualStudy().report(rows, tmp_path)
+    assert section.verdict == "supported"  # judged on early-stopped vs converged, as before
+    head = section.findings[0]
+    assert "Mirzadeh et al.'s protocol (a fixed step budget per task, the same for every width)" in head
+    assert (
+        "slope per doubling -0.020" in head.split("Mirzadeh")[1]
+        and "(width helps)" in head.split("Mirzadeh")[1]
+    )
+
+
 def test_early_accuracy_stops_early_and_zero_prior_is_deterministic():
     out = ContinualStudy().run(
         _config(task_type="split", regime="early_stopped", early_steps=50, early_accuracy=0.6)
@@ -285,6 +315,9 @@ def _synthetic_rows(early_slope: float, converged_slope: float, missed: int = 0)
 def test_verdict_from_slopes(tmp_path, early, converged, verdict):
     section = ContinualStudy().report(_synthetic_rows(early, converged), tmp_path)
     assert section.verdict == verdict
+    slopes = section.to_dict()["numbers"]["slopes_per_doubling"]  # findings.json
+    net_early = next(v for k, v in slopes.items() if k.endswith("/early_stopped/net"))
+    assert net_early["slope"] == pytest.approx(early, abs=1e-3) and net_early["width_helps"] == (early < 0)
 
 
 def test_unconverged_runs_are_left_out(tmp_path):

@@ -110,6 +110,10 @@ def test_hanin_nica_exponent():
     slope, lo, hi, _, _ = beta_fit(points, n_boot=100)
     assert 3.5 <= slope <= 6.0, (slope, lo, hi)
     assert lo < slope < hi
+    # the robust estimator Var[log K] measures the same growth (log-normal limit: both are Var[log K])
+    v_slope, v_lo, v_hi, _, logs = beta_fit(points, n_boot=50, estimator="var_log")
+    assert 3.5 <= v_slope <= 6.0 and v_lo < v_slope < v_hi, (v_slope, v_lo, v_hi)
+    assert logs[0] == pytest.approx(float(np.var(np.log(points[0][1]), ddof=1)), rel=1e-12)
 
 
 def test_phase_trend_standard_parametrization():

@@ -121,3 +121,66 @@ def test_centering_makes_the_converged_linearization_equal_entk_regression():
     )
     assert raw["test_mse_entk"] == pytest.approx(centered["test_mse_entk"], rel=1e-9)  # same kernel
     assert abs(raw["test_mse_lin"] - raw["test_mse_entk"]) > 1e-3  # the initial outputs stay in
+
+
+def _synthetic_rows(net_delta: float, noise: float, seeds: int, net_follows: bool = False) -> list[ResultRow]:
+    """Rows at depths 1..4: NTK regression's test MSE changes by 0.01, 0.03, 0.05 per added layer; the net's by
+    ``net_delta`` a layer (plus the NTK's changes when ``net_follows``) plus seed noise ``noise``. NNGP errs as the
+    NTK does."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for depth in (1, 2, 3, 4):
+        for seed in range(seeds):
+            config = _config(depth=depth, seed=seed)
+            mse_ntk = 0.5 - 0.02 * depth + 0.01 * depth**2
+            mse_net = (mse_ntk if net_follows else 0.5) + net_delta * depth + noise * rng.standard_normal()
+            m = {
+                "status": "completed",
+                "test_mse_net": mse_net,
+                "test_err_net": 0.2 + rng.integers(0, 3) / 100,
+                "test_mse_ntk": mse_ntk,
+                "test_err_ntk": 0.2,
+                "test_mse_nngp": mse_ntk + 0.001,
+                "test_mse_entk": mse_ntk + 0.0005 * rng.standard_normal(),
+                "test_err_nngp": 0.205,
+            }
+            rows.append(ResultRow(config.run_id, config, "done", m))
+    return rows
+
+
+def test_claim_is_judged_on_mse_against_the_seed_noise_floor(tmp_path):
+    study = EquivalenceStudy()
+    # the net's MSE falls a layer while the NTK's rises, well above the noise: the changes differ -> supported
+    differ = study.report(_synthetic_rows(net_delta=-0.03, noise=0.002, seeds=3), tmp_path / "a")
+    assert differ.verdict == "supported", differ.findings[0]
+    assert "do not match" in differ.findings[0] and "noise floor F = " in differ.findings[0]
+    assert "3 of 3 differ from the NTK's change by more than 2 standard errors" in differ.findings[1]
+    numbers = differ.to_dict()["numbers"]  # findings.json
+    assert numbers["claim1"] == "differ" and numbers["seeds"] == 3 and numbers["calls"] == {"differ": 3}
+    assert numbers["mismatch_mse"] == pytest.approx(0.06, abs=0.005)  # |-0.03 - (0.01, 0.03, 0.05)|
+    assert f"M = mean |Δ_net − Δ_NTK| = {numbers['mismatch_mse']:.4g}" in differ.findings[0]
+    # the positive control (eNTK regression = the NTK's changes + small seed noise) says "match"
+    assert numbers["positive_control"]["claim1"] == "match"
+    assert any(f.startswith("Positive control: ") and "changes match (" in f for f in differ.findings)
+    # the same changes as the NTK's up to a seed noise larger than any layer's effect: indistinguishable
+    noisy = study.report(
+        _synthetic_rows(net_delta=0.0, noise=0.15, seeds=3, net_follows=True), tmp_path / "b"
+    )
+    assert noisy.verdict == "inconclusive", noisy.findings[0]
+    assert "indistinguishable, no verdict" in noisy.findings[0]
+    # the same changes as the NTK's with little noise: they match, NNGP ~ NTK -> mixed
+    match = study.report(
+        _synthetic_rows(net_delta=0.0005, noise=0.0001, seeds=3, net_follows=True), tmp_path / "c"
+    )
+    assert match.verdict == "mixed" and "match (" in match.findings[0], match.findings[0]
+    # the NTK's changes plus seed noise well below a layer's effect: within the noise, and it could have told
+    follow = study.report(
+        _synthetic_rows(net_delta=0.0, noise=0.002, seeds=3, net_follows=True), tmp_path / "e"
+    )
+    assert follow.verdict == "mixed" and "match (" in follow.findings[0], follow.findings[0]
+    # one seed: no noise floor, no verdict, and the report says why
+    one = study.report(_synthetic_rows(net_delta=-0.03, noise=0.002, seeds=1), tmp_path / "d")
+    assert one.verdict == "inconclusive"
+    assert "fewer than 3 seeds" in one.findings[0] and "— fewer than 3" in one.findings[1]

@@ -55,6 +55,15 @@ def test_report_writes_figures_and_findings(rows, tmp_path):
     assert f"{deep_ordered.metrics['kernel_distance_centered_final']:.3g} (σ_w²=1, ordered)" in text
     assert f"uncentred S(0,T) = {deep_ordered.metrics['kernel_distance_final']:.3g} (σ_w²=1)" in text
     assert len(result.tables[0].rows) == 9
+    assert any("seeds [0] — fewer than 3" in s for s in result.settings)
+    # findings.json: the same numbers as data
+    numbers = result.to_dict()["numbers"]
+    assert numbers["ordered_claim_metric"] == "kernel_distance_centered_final"
+    deep = numbers["settings"]["digits/deep_mlp/1"]
+    assert deep["phase"] == "ordered" and deep["seeds"] == 1
+    assert deep["kernel_distance_centered_final"] == deep_ordered.metrics["kernel_distance_centered_final"]
+    assert set(numbers["sub_verdicts"].values()) <= {"supported", "not supported", "mixed", "inconclusive"}
+    assert result.to_dict()["runs"] == [r.run_id for r in rows]
 
 
 def test_report_without_completed_runs(tmp_path, rows):

@@ -70,6 +70,10 @@ def test_report_fits_known_slopes_and_writes_figures(tmp_path):
     assert slope == pytest.approx(-0.5, abs=0.05)
     assert "at the rate of Lee et al. 2019's bound width^(−1/2): within the bound" in ntk_line
     assert "does not shrink with width" in text  # the μP/Adam setting, exponent 0
+    assert section.findings[1].startswith("Controls: positive control (NTK/GD parameter change")
+    assert "within the bound, as it must be" in section.findings[1]
+    assert "negative control (μP parametrization, Adam eNTK change" in section.findings[1]
+    assert "outside the bound, as it must be" in section.findings[1]
     assert "1 run(s) diverged" in text
     table = section.tables[0]
     assert table.rows[0][0] == "NTK parametrization, GD"
@@ -117,3 +121,15 @@ def test_a_noisy_fit_widens_the_allowance(tmp_path):
     assert (slope <= -0.5 + max(0.15, 2 * se)) == (
         "within" in fit_line.split("—")[-1] and "bound" in fit_line
     )
+
+
+def test_numbers_are_data_for_findings_json(tmp_path):
+    section = get_study("lazy").report(_rows({("ntk", "gd"): -0.83}), tmp_path)
+    data = section.to_dict()
+    assert data["verdict"] == "supported" and len(data["runs"]) == 8
+    ntk = data["numbers"]["settings"]["ntk/gd"]
+    assert ntk["widths"] == [64, 256, 1024, 4096] and ntk["seeds"] == [0, 1]
+    slope = ntk["slopes"]["rel_ntk_change"]
+    assert slope["slope"] == pytest.approx(-0.83, abs=0.05) and slope["within_bound"] is True
+    # the sentence quotes the same number
+    assert f"width^{slope['slope']:.2f} ± {slope['stderr']:.2f}" in " ".join(section.findings)

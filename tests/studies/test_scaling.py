@@ -65,7 +65,7 @@ def test_report_on_tiny_real_rows_writes_figure_and_exponent_table(tmp_path):
     rows = []
     for n in (8, 16, 32):
         for seed in (0, 1):
-            config = _config(seed=seed, n_train=n)
+            config = _config(seed=seed, n_train=n, pretrain_m=2)  # n >= 4 m everywhere
             out = study.run(config)
             rows.append(ResultRow(run_id=config.run_id, config=config, status="done", metrics=out.metrics))
     rows.append(
@@ -75,7 +75,7 @@ def test_report_on_tiny_real_rows_writes_figure_and_exponent_table(tmp_path):
     assert section.verdict in ("supported", "not supported", "mixed")
     assert len(section.figures) == 1 and section.figures[0].stat().st_size > 10_000
     (table,) = section.tables
-    assert len(table.rows) == 4  # net, eNTK at init, infinite NTK, eNTK after 8 samples
+    assert len(table.rows) == 4  # net, eNTK at init, infinite NTK, eNTK after 2 samples
     for row in table.rows:
         assert row[3] == "8–32" and row[4] == "6"
         alpha = float(row[5].split()[0])
@@ -90,7 +90,7 @@ def test_report_keeps_each_pretrain_m_apart_at_the_largest_n(tmp_path):
     metrics = {"status": "completed", "test_mse_net": 0.5, "test_mse_entk0": 0.9, "test_mse_ntk": 0.7}
     metrics |= {k.replace("mse", "err"): v / 10 for k, v in metrics.items() if k != "status"}
     rows = []
-    for m, entk_m in ((4, 0.2), (8, 0.6)):
+    for m, entk_m in ((2, 0.2), (4, 0.6)):
         for n in (8, 16):
             for seed in (0, 1):
                 config = _config(seed=seed, n_train=n, pretrain_m=m)
@@ -106,4 +106,29 @@ def test_report_keeps_each_pretrain_m_apart_at_the_largest_n(tmp_path):
                 )
     section = ScalingStudy().report(rows, tmp_path / "figures")
     (line,) = [f for f in section.findings if "at n = 16" in f]
-    assert "after 4 samples MSE 0.200" in line and "after 8 samples MSE 0.600" in line
+    assert "after 2 samples MSE 0.200" in line and "after 4 samples MSE 0.600" in line
+
+
+def test_after_m_kernel_is_fitted_over_n_much_larger_than_m_only(tmp_path):
+    """Vyas et al.'s claim is about n >> m: the after-m curve uses n >= 4 m; ranges and decades are stated."""
+    rows = []
+    for n in (8, 16, 32, 64):
+        for seed in (0, 1, 2):
+            config = _config(seed=seed, n_train=n, pretrain_m=8)
+            values = {"test_mse_net": n**-0.5, "test_mse_entk0": n**-0.2, "test_mse_ntk": n**-0.2}
+            values |= {"test_mse_entk_m": 0.3 if n <= 16 else 0.3 * (n / 32) ** -0.4}
+            values |= {k.replace("mse", "err"): v / 10 for k, v in values.items()}
+            metrics = {"status": "completed", **{k: v * (1 + 0.01 * seed) for k, v in values.items()}}
+            rows.append(ResultRow(run_id=config.run_id, config=config, status="done", metrics=metrics))
+    section = ScalingStudy().report(rows, tmp_path / "figures")
+    after = next(r for r in section.tables[0].rows if r[2] == "eNTK after 8 samples")
+    assert after[3] == "32–64" and after[4] == "6"
+    exponents = section.to_dict()["numbers"]["exponents"]  # findings.json
+    (key,) = [k for k in exponents if k.endswith("/entk_m=8/mse")]
+    assert exponents[key]["fit_range_n"] == [32, 64] and exponents[key]["alpha"] == pytest.approx(
+        0.4, abs=0.02
+    )
+    assert float(after[5].split()[0]) == pytest.approx(0.4, abs=0.02)  # the flat part at n <= 2 m is left out
+    text = "\n".join(section.findings)
+    assert "eNTK after 8 samples, " in text and "(fit range n = 32–64, 0.30 decades;" in text
+    assert "(fit range n = 8–64, 0.90 decades; error-rate exponents beside them: net 0.500" in text

@@ -171,3 +171,15 @@ def test_report_writes_figures_tables_and_verdict(tmp_path) -> None:
     assert len(section.tables) == 2 and len(section.tables[0].rows) == 2 * len(METHODS)
     assert any("4 of 4" in f for f in section.findings)
     assert any("rises for 5 of 5" in f for f in section.findings)
+    numbers = section.to_dict()["numbers"]  # findings.json
+    digits16 = next(r for r in rows if r.run_id == "digits16").metrics
+    assert numbers["test_nll"]["digits/16"]["laplace"] == pytest.approx(digits16["laplace_nll"])
+
+
+def test_report_labels_the_study_an_extension():
+    """Issue 17: the study compares methods at practical sizes; it does not test the NTK limit, and says so."""
+    from tangentlab.studies import get_study
+
+    study = get_study("uncertainty")
+    assert study.title.startswith("Uncertainty (extension)")
+    assert "not a test of the infinite-width limit" in study.claim

@@ -395,6 +395,12 @@ def kernel(
     n_weights = _check_net(net, in_shape)
     a = x1.detach().to(torch.float64)
     b = a if x2 is None else x2.detach().to(dtype=torch.float64, device=a.device)
+    for arg, t in (("x1", a), ("x2", b)):
+        bad = int((~torch.isfinite(t)).sum())
+        if bad:
+            raise ValueError(
+                f"{arg}: expected finite inputs, got {bad} NaN/inf value(s) (the kernel would be NaN)"
+            )
     positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
     factor = max(leaf.work_factor() for leaf in net.leaves()) + 4
     budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget

@@ -150,6 +150,16 @@ def forward_error(
     Raises:
         FactoryError: the model runs but its outputs' shape does not match the targets'.
     """
+    batchnorm = [
+        f"{type(m).__name__} ({path or 'the model'})"
+        for path, m in model.named_modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats is not None
+    ]
+    if batchnorm:
+        raise FactoryError(
+            f"factory: the model of {name} has {batchnorm[0]} in training mode: its outputs mix the examples of a "
+            "batch, so no per-example NTK exists; return model.eval() from the factory"
+        )
     was_training = model.training
     model.eval()
     try:
@@ -165,6 +175,11 @@ def forward_error(
         raise FactoryError(
             f"factory: the model of {name} does not fit the data {data!r}: on inputs {tuple(x.shape)} it "
             f"returned outputs {got}, expected {want} (one column per target)"
+        )
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and not torch.isfinite(out).all():
+        raise FactoryError(
+            f"factory: the model of {name} returns NaN/inf outputs on inputs {tuple(x.shape)} of {data!r}; "
+            "nothing can be measured on them"
         )
     return None
 

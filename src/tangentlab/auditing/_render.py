@@ -14,7 +14,8 @@ import numpy as np
 
 from tangentlab._version import __version__
 from tangentlab.auditing._criteria import KERNEL_REGIME
-from tangentlab.report import StudySection, Table, figures, write_report
+from tangentlab.report import StudySection, Table, write_report
+from tangentlab.report.figures import save_figure, styled
 
 if TYPE_CHECKING:
     from tangentlab.auditing._audit import AuditResult
@@ -103,12 +104,14 @@ def write_json(result: AuditResult, path: Path) -> Path:
     return path
 
 
+@styled
 def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
+    import matplotlib.pyplot as plt
 
     m = result.measurements
     limits = {c.name: c.threshold for c in result.criteria}
     steps = np.asarray(m.steps, dtype=float)
-    fig, axes = figures.subplots(2, 2, figsize=(10, 7.5))
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5))
     ax = axes[0, 0]
     if len(steps) > 1:
         ax.semilogy(steps[1:], np.maximum(np.asarray(m.kernel_distance[1:]), 1e-16), "o-", label="S(0, t)")
@@ -145,9 +148,9 @@ def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
     fig.suptitle(f"{result.factory} on {result.data}: {result.verdict}")
     fig.tight_layout()
     dynamics = folder / "audit_dynamics.png"
-    figures.save(fig, dynamics, dpi=110)
+    save_figure(fig, dynamics)
 
-    fig, axes = figures.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     kernels = m.seed_kernels.numpy()
     diag = np.stack([np.diag(k) for k in kernels])
     axes[0].plot(diag.T, lw=1)
@@ -159,13 +162,15 @@ def _figures(result: AuditResult, folder: Path) -> tuple[Path, ...]:
     axes[1].set(ylabel=key.replace("_", " "), title="test performance")
     fig.tight_layout()
     predictions = folder / "audit_predictions.png"
-    figures.save(fig, predictions, dpi=110)
+    save_figure(fig, predictions)
     return dynamics, predictions
 
 
 def write_html(result: AuditResult, out_dir: Path, *, command: str = "") -> Path:
     """Write ``out_dir/report/index.html`` (with figures under ``out_dir/report/figures/``) and return its path."""
-    out_dir = Path(out_dir)
+    out_dir = Path(
+        out_dir
+    ).resolve()  # figures are placed relative to the page: a relative folder would double
     figures_dir = out_dir / "report" / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     s, m = result.settings, result.measurements

@@ -4,6 +4,6 @@
 """
 
 from tangentlab.data.dataset import Dataset
-from tangentlab.data.load import DATASETS, OPTIONS, load
+from tangentlab.data.load import DATASETS, OPTIONS, load, pool_sizes
 
-__all__ = ["DATASETS", "OPTIONS", "Dataset", "load"]
+__all__ = ["DATASETS", "OPTIONS", "Dataset", "load", "pool_sizes"]

@@ -41,6 +41,32 @@ OPTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Pool sizes of the fixed-size datasets: (train pool, official test pool or None when load splits one pool).
+POOL_SIZES: dict[str, tuple[int, int | None]] = {
+    "digits": (1797, None),
+    "mnist5k": (5000, None),
+    "mnist": (50000, 10000),
+    "diabetes": (442, None),
+}
+
+
+def pool_sizes(name: str) -> tuple[int, int | None] | None:
+    """(train pool, test pool or None) of a fixed-size dataset, without loading it; None for generated datasets
+    (any size). For ``npz:PATH`` the sizes come from the archive's array headers.
+
+    Raises:
+        FileNotFoundError: a missing npz file.
+        ValueError: an npz file without the expected keys.
+    """
+    if not name.startswith("npz:"):
+        return POOL_SIZES.get(name)
+    path = name[4:]
+    with np.load(path, allow_pickle=False) as archive:
+        if not {"y_train", "y_test"} <= set(archive.files):
+            raise ValueError(f"name: npz file {path!r} lacks y_train / y_test")
+        return len(archive["y_train"]), len(archive["y_test"])
+
+
 def _count(name: str, value: int | None, minimum: int) -> int | None:
     if value is None:
         return None
@@ -172,6 +198,10 @@ def load(
     pool = _pool(kind, path, n_train, n_test, n_val, seed, options)
     is_class = pool.t_train.dtype.kind in "iu"
     xtr_pool, ttr_pool, xte_pool, tte_pool = pool.x_train, pool.t_train, pool.x_test, pool.t_test
+    # Rows of the input pools are only read once selected (an npz pool may be a memory map): the classes filter
+    # keeps row numbers (itr, ite), not copies of the inputs.
+    itr: np.ndarray | None = None
+    ite: np.ndarray | None = None
     kept: tuple[int, ...] | None = None
     if classes is not None:
         if not is_class:
@@ -186,42 +216,53 @@ def load(
         remap = np.full(int(max(present | set(kept))) + 1, -1, dtype=np.int64)
         remap[list(kept)] = np.arange(len(kept))
 
-        def _filter(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def _filter(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             mask = np.isin(t, kept)
-            return x[mask], remap[t[mask]]
+            return np.flatnonzero(mask), remap[t[mask]]
 
-        xtr_pool, ttr_pool = _filter(xtr_pool, ttr_pool)
-        if xte_pool is not None and tte_pool is not None:
-            xte_pool, tte_pool = _filter(xte_pool, tte_pool)
+        itr, ttr_pool = _filter(ttr_pool)
+        if tte_pool is not None:
+            ite, tte_pool = _filter(tte_pool)
 
+    def _rows(x: np.ndarray | sources.StoredRows, keep: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+        return np.asarray(x[keep[idx] if keep is not None else idx]).astype(np.float64, copy=False)
+
+    n_pool = len(ttr_pool)
     if xte_pool is None:  # one pool: default 80/20
-        n_train = n_train if n_train is not None else int(0.8 * len(xtr_pool)) - n_val
-        n_test = n_test if n_test is not None else len(xtr_pool) - n_train - n_val
+        n_train = n_train if n_train is not None else int(0.8 * n_pool) - n_val
+        n_test = n_test if n_test is not None else n_pool - n_train - n_val
     else:
-        n_train = n_train if n_train is not None else len(xtr_pool) - n_val
-        n_test = n_test if n_test is not None else len(xte_pool)
+        n_train = n_train if n_train is not None else n_pool - n_val
+        n_test = n_test if n_test is not None else len(tte_pool if tte_pool is not None else xte_pool)
     rng = np.random.default_rng(seed)
     need_train = n_train + n_val + (max(n_test, 0) if xte_pool is None else 0)
-    if need_train > len(xtr_pool):
+    if need_train > n_pool:
         what = "n_train + n_val" + (" + n_test" if xte_pool is None else "")
         raise ValueError(
-            f"n_train: {what} = {need_train} exceeds the {len(xtr_pool)} examples of {name!r}"
+            f"n_train: {what} = {need_train} exceeds the {n_pool} examples of {name!r}"
             + (" with these classes" if kept else "")
         )
     if n_train < 1 or n_test < 1:
         raise ValueError(
             f"n_train, n_test: {name!r} has too few examples for n_val={n_val} (got {n_train}, {n_test})"
         )
-    perm = rng.permutation(len(xtr_pool))[:need_train]
+    perm = rng.permutation(n_pool)[:need_train]
     tr, va = perm[:n_train], perm[n_train : n_train + n_val]
     if xte_pool is None or tte_pool is None:
-        xte, tte = xtr_pool[perm[n_train + n_val :]], ttr_pool[perm[n_train + n_val :]]
+        rest = perm[n_train + n_val :]
+        xte, tte = _rows(xtr_pool, itr, rest), ttr_pool[rest]
     else:
-        if n_test > len(xte_pool):
-            raise ValueError(f"n_test: {n_test} exceeds the {len(xte_pool)} test examples of {name!r}")
-        te = rng.permutation(len(xte_pool))[:n_test]
-        xte, tte = xte_pool[te], tte_pool[te]
-    xtr, ttr, xva, tva = xtr_pool[tr], ttr_pool[tr], xtr_pool[va], ttr_pool[va]
+        if n_test > len(tte_pool):
+            raise ValueError(f"n_test: {n_test} exceeds the {len(tte_pool)} test examples of {name!r}")
+        te = rng.permutation(len(tte_pool))[:n_test]
+        xte, tte = _rows(xte_pool, ite, te), tte_pool[te]
+    xtr, ttr, xva, tva = _rows(xtr_pool, itr, tr), ttr_pool[tr], _rows(xtr_pool, itr, va), ttr_pool[va]
+    for key, x in (("x_train", xtr), ("x_test", xte), ("x_val", xva)):
+        if x.dtype.kind == "f" and not np.isfinite(x).all():
+            where = f"npz key {key!r}" if kind == "npz" else f"{key} of {name!r}"
+            raise ValueError(
+                f"name: {where} holds {int((~np.isfinite(x)).sum())} NaN/inf values (selected rows)"
+            )
 
     flat = xtr.reshape(len(xtr), -1)
     if standardize == "feature":

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
-Outputs = Literal["trace", "full", "diagonal"]
+Outputs = Literal["trace", "mean", "full", "diagonal"]  # "mean": neural-tangents' trace_axes convention
 Method = Literal["auto", "jacobian", "ntvp", "structured"]
 OUTPUTS: tuple[str, ...] = get_args(Outputs)
 METHODS: tuple[str, ...] = get_args(Method)
@@ -57,6 +57,11 @@ def as_inputs(name: str, x: object, like: torch.Tensor) -> torch.Tensor:
     if x.shape[0] == 0:
         raise ValueError(f"{name}: expected at least one example, got shape {tuple(x.shape)}")
     if x.is_floating_point() or x.is_complex():
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise ValueError(
+                f"{name}: expected finite inputs, got {bad} NaN/inf value(s) (the kernel would be NaN)"
+            )
         return x.to(device=like.device, dtype=like.dtype)
     return x.to(device=like.device)
 

@@ -6,6 +6,8 @@ Three exact algorithms (cross-checked in the tests) and a cost model that picks 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -64,7 +66,13 @@ def ntk_cost(
     shape = probe(model, a, trainable_params(model))
     n2 = a.shape[0] if b is None else b.shape[0]
     return estimate(
-        shape, a.shape[0], n2, outputs, a.element_size() if a.is_floating_point() else 4, budget, batch
+        shape,
+        a.shape[0],
+        n2,
+        _engine_outputs(outputs),
+        a.element_size() if a.is_floating_point() else 4,
+        budget,
+        batch,
     )
 
 
@@ -89,11 +97,12 @@ def empirical_ntk(
             ids) keep their dtype.
         x2: inputs (n2, ...) with the same feature shape, or None for ``x1`` against itself (computed on the upper
             triangle of blocks and mirrored).
-        outputs: ``"trace"`` → (n1, n2), ``Σ_o Θ^{oo}``; ``"full"`` → (n1, n2, O, O); ``"diagonal"`` → (n1, n2, O).
+        outputs: ``"trace"`` → (n1, n2), ``Σ_o Θ^{oo}``; ``"mean"`` → (n1, n2), ``(1/O) Σ_o Θ^{oo}`` (neural-tangents'
+            ``trace_axes=(-1,)`` convention); ``"full"`` → (n1, n2, O, O); ``"diagonal"`` → (n1, n2, O).
         method: ``"jacobian"`` (per-example Jacobians with torch.func, contracted block by block), ``"ntvp"``
             (NTK-vector products: VJP then JVP, never a whole Jacobian), ``"structured"`` (per-layer Gram products
             for ``nn.Linear``/``nn.Conv1d``/``nn.Conv2d`` and tangentlab's scaled versions; autodiff for the rest),
-            or ``"auto"`` (cheapest by the cost model in :mod:`tangentlab.kernels._cost`; see :func:`ntk_cost`).
+            or ``"auto"`` (cheapest by the methods' cost estimates, :mod:`tangentlab.kernels.methods`; see :func:`ntk_cost`); any registered method's name.
         batch_size: examples per block; None sizes blocks from ``memory_budget``.
         memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
             inputs (a pair of blocks for ``empirical_ntk``); None means
@@ -104,6 +113,8 @@ def empirical_ntk(
         The kernel in the parameters' dtype on their device.
     """
     model, a, b, batch, budget = _prepare(model, x1, x2, outputs, method, batch_size, memory_budget)
+    mean = outputs == "mean"
+    outputs = _engine_outputs(outputs)
     check_per_example(model, a if b is None else torch.cat([a[:1], b[:1]]))
     params = trainable_params(model)
     shape = probe(model, a, params)
@@ -117,7 +128,7 @@ def empirical_ntk(
     block, block2 = cost.batch_size, algorithm.x2_block(cost, n2, batch)
     cache = algorithm.caches_x2(cost, n2, budget)
     dtype = reference_tensor(model).dtype
-    return assemble(
+    kernel = assemble(
         engine,
         a,
         b,
@@ -129,3 +140,9 @@ def empirical_ntk(
         dtype=dtype,
         progress=progress,
     )
+    return kernel / shape.num_outputs if mean else kernel
+
+
+def _engine_outputs(outputs: str) -> Outputs:
+    """What the block engines compute: ``"mean"`` is the trace divided by the number of outputs afterwards."""
+    return "trace" if outputs == "mean" else cast(Outputs, outputs)

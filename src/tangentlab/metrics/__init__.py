@@ -1,11 +1,12 @@
 """Metrics for comparing finite networks with kernel theory.
 
-* kernels: :func:`kernel_distance`, :func:`kernel_angle`, :func:`kernel_velocity` (Fort et al. 2020), :func:`kernel_target_alignment`
-  (Cristianini et al. 2002), :func:`relative_frobenius_change`;
+* kernels: :func:`kernel_distance`, :func:`kernel_angle`, :func:`kernel_velocity` (Fort et al. 2020),
+  :func:`kernel_target_alignment` (Cristianini et al. 2002), :func:`relative_frobenius_change`;
 * training movement: :func:`relative_param_change`, :func:`function_gap` (Lee et al. 2019);
 * predictions: :func:`accuracy`, :func:`mean_squared_error`, :func:`nll`, :func:`gaussian_nll`;
 * calibration: :func:`expected_calibration_error` (Guo et al. 2017), :func:`interval_coverage`;
-* uncertainty: :func:`predictive_entropy` (categorical), :func:`gaussian_entropy` (differential).
+* uncertainty: :func:`predictive_entropy` (categorical), :func:`gaussian_entropy` (differential);
+* noise floors: :func:`seed_spread` (mean, std and standard error over seeds), :func:`distinguish`.
 
 Scalar metrics return Python floats, computed in float64.
 """
@@ -20,9 +21,12 @@ from tangentlab.metrics.kernel_similarity import (
     kernel_velocity,
 )
 from tangentlab.metrics.prediction_quality import accuracy, gaussian_nll, mean_squared_error, nll
+from tangentlab.metrics.seed_spread import SeedSpread, distinguish, seed_spread
 
 __all__ = [
+    "SeedSpread",
     "accuracy",
+    "distinguish",
     "expected_calibration_error",
     "function_gap",
     "gaussian_entropy",
@@ -37,4 +41,5 @@ __all__ = [
     "predictive_entropy",
     "relative_frobenius_change",
     "relative_param_change",
+    "seed_spread",
 ]

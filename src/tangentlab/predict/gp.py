@@ -31,16 +31,20 @@ class GaussianPrediction:
         covariance: (m, m) covariance shared by every output column (outputs are i.i.d. in the infinite-width
             limit), with a leading time axis when several times were asked for; None if not computed.
         info: how the training kernel was solved or diagonalised (for several times: the last solve).
+        marginal_variance: (m,) per-point variances when only those were computed (no (m, m) matrix), else None.
     """
 
     mean: torch.Tensor
     covariance: torch.Tensor | None
     info: SolveInfo
+    marginal_variance: torch.Tensor | None = None
 
     @property
     def variance(self) -> torch.Tensor | None:
-        """Diagonal of the covariance (per test point), or None."""
-        return None if self.covariance is None else torch.diagonal(self.covariance, dim1=-2, dim2=-1)
+        """Per-point variance: the covariance's diagonal, or ``marginal_variance``; None if neither was computed."""
+        if self.covariance is None:
+            return self.marginal_variance
+        return torch.diagonal(self.covariance, dim1=-2, dim2=-1)
 
 
 def gp_inference(

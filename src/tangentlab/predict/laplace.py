@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, cast
 
@@ -218,23 +219,42 @@ class LinearizedLaplace:
             raise NotFittedError("This LinearizedLaplace instance is not fitted yet; call fit(x, y) first")
 
     # ------------------------------------------------------------------ prediction
-    def predict(self, x: torch.Tensor) -> GaussianPrediction:
+    def predict(
+        self, x: torch.Tensor, *, covariance: Literal["full", "diagonal"] = "full", block_size: int = 256
+    ) -> GaussianPrediction:
         """Predictive mean ``f(x; θ*)`` (m, O) — (m,) for a scalar-output model — and the shared (m, m) covariance
         ``(1/α)[K_** − K_*X (K_XX + α σ² I)⁻¹ K_X*]`` (float64); ``info`` records the solve.
+
+        Args:
+            x: (m, ...) test inputs.
+            covariance: ``"full"`` for the (m, m) matrix; ``"diagonal"`` for the m variances only
+                (``marginal_variance``, ``covariance=None``): ``K_**`` is then computed in diagonal blocks of
+                ``block_size`` points, so memory grows as m · block_size, never m².
+            block_size: test points per diagonal block (``covariance="diagonal"``).
         """
         self._check_fitted()
+        if covariance not in ("full", "diagonal"):
+            raise ValueError(f"covariance: expected one of 'full', 'diagonal'; got {covariance!r}")
+        if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+            raise ValueError(f"block_size: expected a positive integer, got {block_size!r}")
         a, s = self.prior_precision_, self.sigma_noise_
         x = self._as_model_input(x)
         mean = self._outputs(x)
+        mean = mean[:, 0] if self.scalar_output_ else mean
         k_sx = self._kernel(x, self.x_train_)
-        k_ss = self._kernel(x)
         sol, info = solve_psd(
             "kernel_train_", self.kernel_train_, k_sx.T, ridge=a * s * s, psd_tol=self.psd_tol
         )
-        cov = (k_ss - k_sx @ sol) / a
-        cov = 0.5 * (cov + cov.T)
         self.solve_info_: SolveInfo = info
-        return GaussianPrediction(mean[:, 0] if self.scalar_output_ else mean, cov, info)
+        if covariance == "diagonal":
+            k_ss_diag = torch.cat(
+                [torch.diagonal(self._kernel(xb)) for xb in torch.split(x, block_size)]
+            )  # Θ(x_i, x_i) per point: only (block, block) kernels are ever formed
+            variance = (k_ss_diag - (k_sx * sol.T).sum(1)) / a
+            return GaussianPrediction(mean, None, info, marginal_variance=variance)
+        cov = (self._kernel(x) - k_sx @ sol) / a
+        cov = 0.5 * (cov + cov.T)
+        return GaussianPrediction(mean, cov, info)
 
     # ------------------------------------------------------------------ evidence
     def _evidence(self, a: torch.Tensor, s: torch.Tensor, form: str) -> torch.Tensor:
@@ -281,14 +301,18 @@ class LinearizedLaplace:
     def optimize_prior_precision(
         self,
         *,
-        sigma_noise: bool = True,
+        fit_sigma_noise: bool = True,
         grid: Sequence[float] | None = None,
         sigma_grid: Sequence[float] | None = None,
         method: Literal["grid", "gradient"] = "grid",
         form: EvidenceForm = "laplace",
         steps: int = 200,
+        sigma_noise: bool | None = None,
     ) -> LinearizedLaplace:
-        """Maximise the log evidence over α (and σ when ``sigma_noise``); sets ``prior_precision_``/``sigma_noise_``.
+        """Maximise the log evidence over α (and σ when ``fit_sigma_noise``); sets ``prior_precision_``/``sigma_noise_``.
+
+        ``sigma_noise`` always means the noise standard deviation σ in this class; the old boolean
+        ``optimize_prior_precision(sigma_noise=...)`` still works, with a DeprecationWarning, as ``fit_sigma_noise``.
 
         ``"grid"`` takes the argmax over ``grid`` × ``sigma_grid`` (defaults: :data:`DEFAULT_PRIOR_GRID`;
         :data:`DEFAULT_SIGMA_GRID` times the root-mean-square training target). ``"gradient"`` starts from the grid
@@ -299,12 +323,20 @@ class LinearizedLaplace:
             ValueError: for an unknown method or form, or a grid with non-positive values.
         """
         self._check_fitted()
+        if sigma_noise is not None:
+            warnings.warn(
+                "optimize_prior_precision(sigma_noise=...) is deprecated: sigma_noise is the noise standard "
+                "deviation everywhere else; pass fit_sigma_noise=True/False",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            fit_sigma_noise = bool(sigma_noise)
         if method not in _METHODS:
             raise ValueError(f"method: expected one of {_METHODS}, got {method!r}")
         if form not in _FORMS:
             raise ValueError(f"form: expected one of {_FORMS}, got {form!r}")
         a_grid = _positive_grid("grid", DEFAULT_PRIOR_GRID if grid is None else grid)
-        if sigma_noise:
+        if fit_sigma_noise:
             rms = float((self.f_train_ + self.residual_).pow(2).mean().sqrt()) or 1.0
             s_grid = _positive_grid(
                 "sigma_grid", [rms * g for g in DEFAULT_SIGMA_GRID] if sigma_grid is None else sigma_grid

@@ -4,6 +4,7 @@ The runner uses only tangentlab's public numerics API (``arch``, ``data``); it n
 :mod:`tangentlab.studies` — callers hand it a study object (see :class:`StudyLike`).
 """
 
+from tangentlab.runner._lock import FolderInUseError
 from tangentlab.runner.config import (
     ConfigError,
     DataConfig,
@@ -15,20 +16,24 @@ from tangentlab.runner.config import (
     load_sweep,
     read_sweep,
 )
-from tangentlab.runner.executors import EXECUTORS, RunResult, execute, execute_run
-from tangentlab.runner.store import ResultStore, StoredRun
+from tangentlab.runner.executors import EXECUTORS, Interrupted, RunResult, execute, execute_run
+from tangentlab.runner.store import ResultStore, StoredRun, StoreError, SweepRecord
 from tangentlab.runner.sweep import SweepSummary, run_sweep
 
 __all__ = [
     "EXECUTORS",
     "ConfigError",
     "DataConfig",
+    "FolderInUseError",
+    "Interrupted",
     "ResultStore",
     "RunConfig",
     "RunResult",
+    "StoreError",
     "StoredRun",
     "StudyLike",
     "SweepConfig",
+    "SweepRecord",
     "SweepSummary",
     "TrainConfig",
     "execute",

@@ -13,7 +13,9 @@ A sweep file::
     seeds: 3                         # 0, 1, 2 (or an explicit list)
 
 Every run is a :class:`RunConfig`: the sweep with one value per axis substituted and one seed. Its ``run_id`` is a
-hash of that resolved config and the tangentlab version; worker counts and output folders are not part of it.
+hash of that resolved config, the content hashes of the files it reads (``inputs``: an ``npz:PATH`` dataset, a
+``module:Class`` study's source; :mod:`tangentlab.runner.inputs`) and the tangentlab version; worker counts and
+output folders are not part of it.
 
 :func:`load_sweep` reads a file into its runs (:func:`read_sweep` parses and validates the file as written,
 :func:`expand_sweep` expands the grid against a study). Every problem raises :class:`ConfigError`, whose message
@@ -22,150 +24,28 @@ names the file, the field path (``train.optimizr``, ``grid.width[1]``, ``study``
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any
 
-import torch
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
-    Field,
-    NonNegativeFloat,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
     ValidationError,
 )
 
 from tangentlab import arch
-from tangentlab._version import __version__
-from tangentlab.data import DATASETS, OPTIONS, Dataset
-from tangentlab.data import load as load_dataset
-
-
-class StudyLike(Protocol):
-    """The parts of :class:`tangentlab.studies.Study` that configs, executors and sweeps use."""
-
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def Params(self) -> type[BaseModel]: ...
-
-    @property
-    def default_model(self) -> dict[str, Any] | None: ...
-
-    @property
-    def resources(self) -> dict[str, float]: ...
-
-    @property
-    def sections(self) -> frozenset[str]:
-        """The config sections the study reads besides ``params``: ``"data"``, ``"model"``, ``"train"``, or
-        ``"train.FIELD"`` for single fields of a section it reads only in part."""
-        ...
-
-    def run(self, config: RunConfig, *, device: str = "cpu") -> Any:
-        """One grid point: returns an object with ``metrics`` (dict) and ``artifacts`` (name → array)."""
-        ...
-
-
-class DataConfig(BaseModel):
-    """Arguments of :func:`tangentlab.data.load` (``options`` holds the dataset-specific ones)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    n_train: PositiveInt | None = None
-    n_test: PositiveInt | None = None
-    classes: tuple[NonNegativeInt, ...] | None = None
-    seed: NonNegativeInt = 0
-    n_val: NonNegativeInt = 0
-    shape: Literal["flat", "image"] = "flat"
-    standardize: Literal["global", "feature", "none"] = "global"
-    target: Literal["onehot", "centered", "scalar", "index"] | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
-
-    def load(
-        self, *, shape: Literal["flat", "image"] | None = None, dtype: torch.dtype = torch.float64
-    ) -> Dataset:
-        """The dataset these settings describe (:func:`tangentlab.data.load`); ``shape`` overrides ``self.shape``."""
-        return load_dataset(
-            self.name,
-            n_train=self.n_train,
-            n_test=self.n_test,
-            classes=self.classes,
-            seed=self.seed,
-            n_val=self.n_val,
-            shape=shape or self.shape,
-            standardize=self.standardize,
-            target=self.target,
-            dtype=dtype,
-            **self.options,
-        )
-
-
-class TrainConfig(BaseModel):
-    """Arguments of :func:`tangentlab.train.fit`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    optimizer: Literal["gd", "sgd", "adam"] = "gd"
-    loss: Literal["mse", "cross_entropy"] = "mse"
-    learning_rate: PositiveFloat = 1.0
-    steps: PositiveInt = 500
-    batch_size: PositiveInt | None = None
-    momentum: NonNegativeFloat = 0.0
-    weight_decay: NonNegativeFloat = 0.0
-
-    def fit_kwargs(self, **overrides: Any) -> dict[str, Any]:
-        """Keyword arguments of :func:`tangentlab.train.fit` for these settings (every field above), with
-        ``overrides`` replacing or adding any (e.g. a spectral ``learning_rate``, ``seed``, ``snapshots``)."""
-        return {**self.model_dump(), **overrides}
-
-
-class RunConfig(BaseModel):
-    """One run, fully resolved: what a study's ``run`` receives, and what its identity is computed from."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    study: str
-    data: DataConfig
-    model: dict[str, Any] | None = None  # an arch description as tangentlab.arch.from_dict reads it
-    train: TrainConfig = TrainConfig()
-    params: dict[str, Any] = Field(
-        default_factory=dict
-    )  # validated against the study's Params, defaults filled
-    seed: NonNegativeInt = 0
-
-    def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-
-    @property
-    def run_id(self) -> str:
-        """16 hex digits of sha256(resolved config + tangentlab version)."""
-        payload = json.dumps(
-            {"config": json.loads(self.canonical_json()), "tangentlab": __version__}, sort_keys=True
-        )
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-class SweepConfig(BaseModel):
-    """A sweep file as written (before the grid is expanded)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    study: str
-    data: DataConfig
-    model: dict[str, Any] | None = None
-    train: TrainConfig = TrainConfig()
-    params: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    seeds: PositiveInt | list[NonNegativeInt] = 1
+from tangentlab.data import DATASETS, OPTIONS, pool_sizes
+from tangentlab.runner._records import DataConfig, RunConfig, StudyLike, SweepConfig, TrainConfig
+from tangentlab.runner._yaml import (
+    MAX_FILE_CHARS,
+    MAX_YAML_NODES,
+    DuplicateKeyError,
+    StrictLoader,
+    expanded_size,
+)
+from tangentlab.runner.inputs import input_hashes
 
 
 class ConfigError(ValueError):
@@ -209,11 +89,30 @@ def load_sweep(
 def read_sweep(path: str | Path) -> SweepConfig:
     """The sweep file at ``path`` parsed and validated as written (the grid not yet expanded)."""
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        text = Path(path).read_text()
     except OSError as err:
         raise ConfigError(path, "(file)", f"cannot read it ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "(file)", "not a text file (expected UTF-8 YAML)") from None
+    if len(text) > MAX_FILE_CHARS:
+        raise ConfigError(
+            path, "(file)", f"{len(text)} characters; a sweep file has at most {MAX_FILE_CHARS}"
+        )
+    try:
+        raw = yaml.load(text, Loader=StrictLoader)  # a SafeLoader subclass
+    except DuplicateKeyError as dup:
+        raise ConfigError(
+            path, dup.field, f"duplicate key (line {dup.line}); each key may appear once"
+        ) from None
     except yaml.YAMLError as err:
-        raise ConfigError(path, "(yaml)", f"not valid YAML: {err}") from None
+        raise ConfigError(path, "(yaml)", f"not valid YAML: {' '.join(str(err).split())}") from None
+    size = expanded_size(raw, {})
+    if size > MAX_YAML_NODES:
+        raise ConfigError(
+            path,
+            "(yaml)",
+            f"expands to {size:.3g} values through aliases; at most {MAX_YAML_NODES} are allowed",
+        )
     if not isinstance(raw, dict):
         fields = ", ".join(SweepConfig.model_fields)
         raise ConfigError(path, "(top level)", f"expected a mapping with the fields {fields}; got {raw!r}")
@@ -222,7 +121,10 @@ def read_sweep(path: str | Path) -> SweepConfig:
     except ValidationError as err:
         loc, detail = _first_error(err, SweepConfig)
         if loc and loc[0] == "seeds":
-            loc, detail = ("seeds",), f"expected a positive int or a list of ints >= 0; got {raw['seeds']!r}"
+            loc, detail = (
+                ("seeds",),
+                f"expected a positive int or a non-empty list of ints >= 0; got {raw['seeds']!r}",
+            )
         raise ConfigError(path, _dotted(loc), detail) from None
 
 
@@ -329,6 +231,7 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
         if option not in OPTIONS[kind]:
             allowed = ", ".join(OPTIONS[kind]) or "none"
             raise where.error("data", f"options.{option}", f"unknown option of {kind!r}; allowed: {allowed}")
+    _check_pool(data, where)
     try:
         train = TrainConfig.model_validate(fields["train"])
     except ValidationError as err:
@@ -352,7 +255,41 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
             model = arch.from_dict(model).to_dict()
         except (ValueError, TypeError) as err:
             raise where.error("model", "", f"not a valid architecture description: {err}") from None
-    return RunConfig(study=study_name, data=data, model=model, train=train, params=params)
+    try:
+        inputs = input_hashes(data.name, study_name, study)
+    except FileNotFoundError:
+        raise where.error("data", "name", f"npz file {data.name[4:]!r} does not exist") from None
+    except OSError as err:
+        raise where.error("data", "name", f"cannot read {data.name[4:]!r} ({err.strerror})") from None
+    return RunConfig(study=study_name, data=data, model=model, train=train, params=params, inputs=inputs)
+
+
+def _check_pool(data: DataConfig, where: _Where) -> None:
+    """Sizes that no run could load: more examples than a fixed-size dataset has (checked before any run)."""
+    try:
+        sizes = pool_sizes(data.name)
+    except FileNotFoundError:
+        raise where.error("data", "name", f"npz file {data.name[4:]!r} does not exist") from None
+    except (OSError, ValueError) as err:
+        raise where.error(
+            "data", "name", f"cannot read {data.name[4:]!r} as an npz archive ({err})"
+        ) from None
+    if sizes is None:
+        return
+    train_pool, test_pool = sizes
+    n_test = data.n_test or 0
+    if test_pool is None:
+        need, what = (data.n_train or 0) + data.n_val + n_test, "n_train + n_val + n_test"
+    else:
+        need, what = (data.n_train or 0) + data.n_val, "n_train + n_val"
+        if n_test > test_pool:
+            raise where.error(
+                "data", "n_test", f"{n_test} exceeds the {test_pool} test examples of {data.name!r}"
+            )
+    if need > train_pool:
+        raise where.error(
+            "data", "n_train", f"{what} = {need} exceeds the {train_pool} examples of {data.name!r}"
+        )
 
 
 def _axis_target(axis: str, study: StudyLike, source: str | Path) -> tuple[str, str]:
@@ -415,3 +352,16 @@ def _dotted(loc: tuple[str | int, ...]) -> str:
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "RunConfig",
+    "StudyLike",
+    "SweepConfig",
+    "TrainConfig",
+    "expand_sweep",
+    "load_sweep",
+    "read_sweep",
+]

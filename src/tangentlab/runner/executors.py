@@ -2,7 +2,8 @@
 
 - ``local``: with ``workers=1`` runs execute one after another in the driver process (no start-up cost, and the
   study sees the driver's environment); with ``workers > 1`` in a process pool (``spawn`` context, one torch
-  thread per worker).
+  thread per worker; :mod:`tangentlab.runner._pool`: a worker killed by a signal fails only its own run and is
+  replaced, and stopping the driver ends every worker at once).
 - ``ray``: one Ray task per run, asking for ``study.resources`` (``num_cpus``, ``num_gpus``). Connects to
   ``address`` when given, reuses a Ray already initialised in this process, or starts a local one with
   ``workers`` CPUs (shut down again at the end).
@@ -12,21 +13,21 @@ A run that raises comes back as a failure carrying its traceback; the other runs
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import os
 import platform
+import re
 import signal
 import socket
-import sys
 import time
 import traceback
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from tangentlab.runner._pool import run_pool
 from tangentlab.runner.config import RunConfig, StudyLike
 from tangentlab.runner.store import now
 
@@ -48,17 +49,86 @@ class RunResult:
     error: str | None = None
 
 
+class Interrupted(KeyboardInterrupt):
+    """Raised in the driver by SIGINT / SIGTERM while a sweep runs (see :func:`tangentlab.runner.run_sweep`).
+
+    A study that raises ``KeyboardInterrupt`` or ``SystemExit`` itself fails only its run; this one stops the sweep.
+    """
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")
+
+
 def execute_run(study: StudyLike, config: RunConfig, device: str) -> RunResult:
-    """Run one grid point where this function is called; an exception becomes a failed result."""
+    """Run one grid point where this function is called; an exception becomes a failed result.
+
+    Besides exceptions, a run fails (with a one-line reason first in ``error``) when the study raises
+    ``SystemExit`` or ``KeyboardInterrupt``, returns a metric that is not a number, string, bool or None (numpy
+    scalars are converted), or an artifact with a name that is not a plain file name or an object array.
+    """
     started, t0 = now(), time.perf_counter()
     environment = worker_environment(device)
+
+    def failed(reason: str) -> RunResult:
+        return RunResult(config.run_id, False, started, time.perf_counter() - t0, environment, error=reason)
+
     try:
         output = study.run(config, device=device)
-        metrics = dict(output.metrics)
-        artifacts = {name: np.asarray(value) for name, value in output.artifacts.items()}
-    except Exception:
-        return RunResult(config.run_id, False, started, time.perf_counter() - t0, environment, error=_trace())
+        metrics = _checked_metrics(output.metrics)
+        artifacts = _checked_artifacts(output.artifacts)
+    except Interrupted:
+        raise
+    except (SystemExit, KeyboardInterrupt) as err:
+        kind = type(err).__name__
+        return failed(f"the study raised {kind}({', '.join(map(repr, err.args))}) inside run\n\n{_trace()}")
+    except _OutputError as err:
+        return failed(str(err))
+    except Exception as err:
+        return failed(f"{type(err).__name__}: {err}\n\n{_trace()}")
     return RunResult(config.run_id, True, started, time.perf_counter() - t0, environment, metrics, artifacts)
+
+
+class _OutputError(ValueError):
+    """A run's output that cannot be stored."""
+
+
+def _checked_metrics(metrics: Any) -> dict[str, Any]:
+    if not isinstance(metrics, Mapping):
+        raise _OutputError(f"metrics: expected a dict of name -> value, got {type(metrics).__name__}")
+    out: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if not isinstance(name, str):
+            raise _OutputError(f"metrics: expected string names, got {name!r}")
+        if isinstance(value, np.generic) and value.ndim == 0 and value.dtype.kind in "biufU":
+            value = value.item()
+        if value is not None and not isinstance(value, bool | int | float | str):
+            raise _OutputError(
+                f"metric {name!r}: expected a number, string, bool or None, got {type(value).__name__}"
+            )
+        out[name] = value
+    return out
+
+
+def _checked_artifacts(artifacts: Any) -> dict[str, np.ndarray]:
+    if not isinstance(artifacts, Mapping):
+        raise _OutputError(f"artifacts: expected a dict of name -> array, got {type(artifacts).__name__}")
+    out: dict[str, np.ndarray] = {}
+    for name, value in artifacts.items():
+        if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
+            raise _OutputError(
+                f"artifact {name!r}: expected a plain file name (letters, digits, _ . + -; not starting with '.')"
+            )
+        array = np.asarray(value)
+        if array.dtype.hasobject:
+            raise _OutputError(
+                f"artifact {name!r}: object arrays cannot be stored (no pickles); got dtype object"
+            )
+        out[name] = array
+    return out
 
 
 def worker_environment(device: str) -> dict[str, Any]:
@@ -100,45 +170,30 @@ def execute(
     return _execute_pool(study, runs, workers=workers, device=device)
 
 
-def _init_worker(driver_pid: int) -> None:
+def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
-    _die_with_driver(driver_pid)
-
-
-def _die_with_driver(driver_pid: int) -> None:
-    """On Linux, have the kernel send this worker SIGTERM when the driver dies.
-
-    A driver killed mid-sweep (SIGKILL, out of memory) cannot shut its pool down; without this its workers would go
-    on computing runs that nobody will store. Elsewhere a worker notices only when it next talks to the driver.
-    """
-    if sys.platform != "linux":
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1  # from <sys/prctl.h>
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
-    if os.getppid() != driver_pid:  # the driver died before prctl took effect
-        os._exit(1)
 
 
 def _execute_pool(
     study: StudyLike, runs: Sequence[RunConfig], *, workers: int, device: str
 ) -> Iterator[RunResult]:
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
-    ) as pool:
-        futures: dict[Future[RunResult], RunConfig] = {
-            pool.submit(execute_run, study, run, device): run for run in runs
-        }
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except Exception:  # the worker died (or the result did not pickle): a failure of this run
-                run = futures[future]
-                yield RunResult(run.run_id, False, now(), 0.0, worker_environment(device), error=_trace())
+    def on_death(run: RunConfig, cause: str) -> RunResult:
+        return RunResult(run.run_id, False, now(), 0.0, {"device": device}, error=cause)
+
+    work = functools.partial(_pool_task, study, device)
+    args = (os.getpid(), _init_worker, work, _unsendable)
+    return run_pool(runs, workers=min(workers, max(len(runs), 1)), args=args, on_death=on_death)
+
+
+def _pool_task(study: StudyLike, device: str, run: RunConfig) -> RunResult:
+    return execute_run(study, run, device)
+
+
+def _unsendable(run: RunConfig, trace: str) -> RunResult:
+    reason = f"the run's result cannot be sent back to the driver (it does not pickle)\n\n{trace}"
+    return RunResult(run.run_id, False, now(), 0.0, {}, error=reason)
 
 
 def _execute_ray(

@@ -48,8 +48,11 @@ def get_study(name: str) -> Study:
         module_name, _, attr = name.partition(":")
         try:
             cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ValueError(f"study: cannot import {name!r} ({err})") from None
+        except (
+            Exception
+        ) as err:  # ImportError, AttributeError, a relative name (TypeError), errors in the module
+            detail = " ".join(str(err).split())
+            raise ValueError(f"study: cannot import {name!r} ({type(err).__name__}: {detail})") from None
         if not (isinstance(cls, type) and issubclass(cls, Study)):
             raise ValueError(f"study: {name!r} is not a tangentlab.studies.Study subclass")
         return cls()

@@ -37,6 +37,7 @@ from torch.func import functional_call, vjp
 
 from tangentlab.kernels import empirical_ntk
 from tangentlab.predict import SolveInfo, solve_psd
+from tangentlab.train import divergence
 from tangentlab.train._checks import check_inputs, check_targets, match_outputs, param_dtype
 from tangentlab.train.losses import mse_loss
 from tangentlab.train.snapshots import Snapshot, Snapshots, take_snapshot, trainable_vector
@@ -193,7 +194,7 @@ def fit_gauss_newton(
     loss_target: float | None = None,
     method: NtkMethod = "auto",
     snapshots: Snapshots | None = None,
-    divergence_factor: float = 1e8,
+    divergence_factor: float = divergence.FACTOR,
 ) -> GaussNewtonResult:
     """Train ``model`` in place with up to ``steps`` damped Gauss–Newton steps (:func:`gauss_newton_step`).
 
@@ -214,7 +215,8 @@ def fit_gauss_newton(
         loss_target: stop once the loss is at most this (absolute) value; None runs every step.
         method: eNTK algorithm.
         snapshots: what to record at which steps, or None.
-        divergence_factor: a loss above this multiple of the initial loss counts as divergence.
+        divergence_factor: a loss above this multiple of the initial loss counts as divergence (default
+            :data:`tangentlab.train.divergence.FACTOR`; see :mod:`tangentlab.train.divergence`).
 
     Returns:
         A :class:`GaussNewtonResult`.
@@ -246,8 +248,10 @@ def fit_gauss_newton(
     for k in range(steps + 1):
         loss = res.loss[k]
         stop: str | None = None
-        if not math.isfinite(loss) or loss > divergence_factor * max(initial, 1e-300):
-            res.status, stop = "diverged", f"diverged at step {k}: loss {loss:.3e} (initial {initial:.3e})"
+        # every step: this loss; at the end: the whole history (the "still growing" part of the rule)
+        why = divergence.reason(res.loss if k == steps else [loss], initial, factor=divergence_factor)
+        if why is not None:
+            res.status, stop = "diverged", f"diverged at step {k}: {why}"
         elif loss_target is not None and loss <= loss_target:
             res.status, res.steps_to_target = "target_reached", k
             stop = f"loss {loss:.3e} <= target {loss_target:.3e} after {k} steps"

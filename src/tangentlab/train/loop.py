@@ -1,6 +1,7 @@
 """The one training loop: full-batch gradient descent, minibatch SGD or Adam on MSE or cross-entropy.
 
-Divergence (a NaN/inf loss, or a loss above ``divergence_factor`` times the first one) ends the run and is
+Divergence (the shared rule of :mod:`tangentlab.train.divergence`: a NaN/inf loss, a loss above
+``divergence_factor`` times the first one, or a loss still doubling over the last evaluations) ends the run and is
 recorded in the :class:`TrainResult` (``status="diverged"``), not raised. Bad arguments raise before the model is
 touched. Snapshots (eNTK on a probe, distance from init, losses) are taken by :mod:`tangentlab.train.snapshots`.
 """
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from tangentlab.metrics import accuracy
+from tangentlab.train import divergence
 from tangentlab.train._checks import check_choice, check_inputs, check_targets, match_outputs, param_dtype
 from tangentlab.train.losses import LOSSES, LossName, compute_loss
 from tangentlab.train.snapshots import Snapshot, Snapshots, take_snapshot, trainable_vector
@@ -110,14 +112,6 @@ def _full_loss(model: nn.Module, loss: LossName, x: torch.Tensor, y: torch.Tenso
         return float(compute_loss(loss, model(x), y))
 
 
-def _bad(value: float, reference: float, factor: float) -> str | None:
-    if not math.isfinite(value):
-        return f"loss is {value}"
-    if value > factor * max(reference, 1e-12):
-        return f"loss {value:.3e} exceeded {factor:g} x the initial loss {reference:.3e}"
-    return None
-
-
 def fit(
     model: nn.Module,
     x_train: torch.Tensor,
@@ -136,7 +130,7 @@ def fit(
     eval_every: int = 10,
     early_stopping: EarlyStopping | None = None,
     snapshots: Snapshots | None = None,
-    divergence_factor: float = 1e8,
+    divergence_factor: float = divergence.FACTOR,
 ) -> TrainResult:
     """Train ``model`` in place and return what happened.
 
@@ -163,7 +157,8 @@ def fit(
         eval_every: evaluate training/validation losses every this many steps (and at the end).
         early_stopping: stopping rule on the validation metric, or None.
         snapshots: what to record at which steps, or None.
-        divergence_factor: a loss above this multiple of the first loss counts as divergence.
+        divergence_factor: a loss above this multiple of the first loss counts as divergence (default
+            :data:`tangentlab.train.divergence.FACTOR`; the whole rule is in :mod:`tangentlab.train.divergence`).
 
     Returns:
         A :class:`TrainResult`; a divergent run has ``status="diverged"`` and the reason in ``message`` (the model
@@ -273,7 +268,7 @@ def fit(
         if step == 0:
             reference = value
         history.batch_loss.append(value)
-        reason = _bad(value, reference, divergence_factor)
+        reason = divergence.reason([value], reference, factor=divergence_factor)
         if reason is not None:
             status, message = "diverged", f"diverged at step {step}: {reason}"
             break
@@ -282,7 +277,10 @@ def fit(
 
     final = _full_loss(model, loss, x, y)
     if status != "diverged":
-        reason = _bad(final, reference if math.isfinite(reference) else final, divergence_factor)
+        initial = reference if math.isfinite(reference) else final
+        evaluated = bool(history.eval_step) and history.eval_step[-1] == step
+        losses = history.train_loss if evaluated else [*history.train_loss, final]
+        reason = divergence.reason(losses, initial, factor=divergence_factor)
         if reason is not None:
             status, message = "diverged", f"diverged at step {step}: {reason}"
         else:

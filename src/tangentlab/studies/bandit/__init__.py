@@ -49,6 +49,7 @@ from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._models import set_hidden_width
 from tangentlab.studies.bandit.agents import AgentName, AgentSettings, NetworkAgent, make_agent, play
 from tangentlab.studies.bandit.envs import BanditEnv, classification_bandit, nonlinear_bandit
+from tangentlab.train import divergence
 
 
 class BanditParams(BaseModel):
@@ -191,8 +192,10 @@ class BanditStudy(Study):
         cum = traj.cumulative_regret
         half = float(cum[env.rounds // 2 - 1]) if env.rounds >= 2 else float("nan")
         final = float(cum[-1])
+        diverged = getattr(agent, "diverged", None)
         m: dict[str, MetricValue] = {
-            "status": "completed",
+            "status": divergence.status(diverged is not None),
+            "message": diverged,
             "env_name": env.name,
             "n_arms": env.n_arms,
             "feature_dim": env.dim,

@@ -152,6 +152,7 @@ class NetworkAgent(Agent):
         self._last: tuple[torch.Tensor, torch.Tensor] | None = None  # chosen arm's (x, g)
         self._tuned_at = 0
         self.n_retrains = 0
+        self.diverged: str | None = None  # the first retrain that diverged (tangentlab.train.divergence)
         self.gammas: list[float] = []
 
     def select(self, contexts: torch.Tensor, t: int) -> int:
@@ -202,7 +203,7 @@ class NetworkAgent(Agent):
         x = torch.stack(self.xs)
         r = torch.tensor(self.rs, dtype=torch.float64)[:, None]
         s = self.settings
-        train.fit(
+        res = train.fit(
             self.model,
             x,
             r,
@@ -212,6 +213,8 @@ class NetworkAgent(Agent):
             eval_every=s.train_steps,
             seed=self.n_retrains,
         )
+        if res.diverged and self.diverged is None:
+            self.diverged = f"retrain {self.n_retrains}: {res.message}"
         self.n_retrains += 1
         if not self.explore:
             return
@@ -238,7 +241,7 @@ def fit_evidence(
     """``(alpha, sigma)`` maximising the function-space evidence of the linearized Laplace model of ``model`` on
     ``(x, y)`` over :class:`tangentlab.predict.LinearizedLaplace`'s default grids."""
     lla = LinearizedLaplace(model, prior_mean=prior_mean).fit(x, y)
-    lla.optimize_prior_precision(sigma_noise=True, method="grid", form="function_space")
+    lla.optimize_prior_precision(fit_sigma_noise=True, method="grid", form="function_space")
     return float(lla.prior_precision_), float(lla.sigma_noise_)
 
 

@@ -6,7 +6,9 @@ evidence-tuned twin at the same bandit and width — ``neural_ucb`` with ``ucb_e
 ``ts_evidence`` — and the seeds are paired (the same seed is the same bandit and the same initial net). A twin is
 *better* when the mean paired difference of final regrets is negative and larger in size than
 ``2 * standard error`` of the paired differences (with a single seed: any difference above 1% of the NTK-rule
-regret), *worse* in the mirrored case, else *tied*. The UCB pairs and the TS pairs are also judged apart (the
+regret), *worse* in the mirrored case, else *tied*. With a sweep over ``nu`` (the NTK rule's noise scale) every
+nu is reported, and the verdict is judged at nu = the reward noise std (Zhou et al.'s sub-Gaussian scale). The UCB
+pairs and the TS pairs are also judged apart (the
 "halves"; with nu at the noise std NeuralUCB can match its twin while Neural TS does not). Verdict: ``supported`` if at least half of the pairs are better
 and none worse, ``not supported`` if at least half are worse and none better, ``mixed`` otherwise;
 ``inconclusive`` without pairs.
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tangentlab.report import figures
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, finite_mean, tally
@@ -39,7 +41,7 @@ AGENT_LABELS: dict[str, str] = {
 }
 PAIRS: tuple[tuple[str, str], ...] = (("neural_ucb", "ucb_evidence"), ("neural_ts", "ts_evidence"))
 STYLES: dict[str, str] = {"neural_ucb": "-", "neural_ts": "-", "ntk_gp_ucb": ":", "eps_greedy": "--"}
-Group = tuple[str, int]  # (bandit name, width)
+Group = tuple[str, int, float]  # (bandit name, width, the NTK rule's nu)
 
 
 def _agent(row: ResultRow[BanditParams]) -> str:
@@ -47,7 +49,16 @@ def _agent(row: ResultRow[BanditParams]) -> str:
 
 
 def _group(row: ResultRow[BanditParams]) -> Group:
-    return str(row.metrics.get("env_name", "?")), int(row.params.width)
+    nu = row.metrics.get("nu", row.params.nu)
+    nu = (
+        float(nu) if isinstance(nu, int | float) else 1.0
+    )  # runs before issue 17 used nu = 1 and did not record it
+    return str(row.metrics.get("env_name", "?")), int(row.params.width), nu
+
+
+def _gname(g: Group, with_nu: bool) -> str:
+    """``digits, width 32`` (with ``, ν=0.1`` when the sweep has several nu)."""
+    return f"{g[0]}, width {g[1]}" + (f", ν={g[2]:g}" if with_nu else "")
 
 
 def _label(agent: str) -> str:
@@ -80,12 +91,15 @@ def _curves(rows: list[ResultRow[BanditParams]]) -> np.ndarray | None:
     return np.stack([c[:length] for c in curves])
 
 
+@styled
 def _plot(groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]], path: Path) -> None:
+    import matplotlib.pyplot as plt
 
     keys = sorted(groups)
-    envs = sorted({g[0] for g in keys})
+    envs = sorted({(g[0], g[2]) for g in keys})
     widths = sorted({g[1] for g in keys})
-    fig, axes = figures.subplots(
+    with_nu = len({g[2] for g in keys}) > 1
+    fig, axes = plt.subplots(
         len(envs), len(widths), figsize=(5.2 * len(widths), 4.2 * len(envs)), squeeze=False
     )
     agents = sorted({a for g in groups.values() for a in g}, key=lambda a: list(AGENT_LABELS).index(a))
@@ -94,7 +108,7 @@ def _plot(groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]], path: P
         for j, width in enumerate(widths):
             ax = axes[i][j]
             for agent in agents:
-                c = _curves(groups.get((env, width), {}).get(agent, []))
+                c = _curves(groups.get((env[0], width, env[1]), {}).get(agent, []))
                 if c is None:
                     continue
                 t = np.arange(1, c.shape[1] + 1)
@@ -109,14 +123,14 @@ def _plot(groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]], path: P
                 if len(c) > 1:
                     se = c.std(0, ddof=1) / math.sqrt(len(c))
                     ax.fill_between(t, mean - se, mean + se, color=colors[agent], alpha=0.2)
-            ax.set_title(f"{env}, width {width}", fontsize=10)
+            ax.set_title(_gname((env[0], width, env[1]), with_nu), fontsize=10)
             ax.set_xlabel("round t")
             ax.set_ylabel("cumulative regret")
             ax.grid(True, alpha=0.3)
             ax.legend(fontsize=7)
     fig.suptitle("Cumulative regret against rounds (mean over seeds; band: ±1 standard error)")
     fig.tight_layout()
-    figures.save(fig, path, dpi=110)
+    save_figure(fig, path)
 
 
 def compare_regret(
@@ -203,12 +217,17 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
     groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]] = defaultdict(lambda: defaultdict(list))
     for r in runs.completed:
         groups[_group(r)][_agent(r)].append(r)
+    with_nu = len({g[2] for g in groups}) > 1
+    # A nu sweep is reported in full; the verdict is judged at the theory's nu, the reward noise std (issue 17).
+    noise = {float(v) for r in runs.completed if isinstance(v := r.params.noise_std, int | float)}
+    judged_nu = next(iter(noise)) if len(noise) == 1 and any(g[2] in noise for g in groups) else None
     png = figures_dir / "bandit_regret_vs_rounds.png"
     _plot(groups, png)
 
     findings: list[str] = []
     outcomes: list[str] = []
     halves: dict[str, list[str]] = defaultdict(list)
+    pair_numbers: list[dict[str, object]] = []
     comparisons: list[str] = []
     for g in sorted(groups):
         by_agent = groups[g]
@@ -218,25 +237,38 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
                 if res is None:
                     continue
                 outcome, diff, se, n = res
-                outcomes.append(outcome)
-                halves[base].append(outcome)
+                if judged_nu is None or g[2] == judged_nu:
+                    outcomes.append(outcome)
+                    halves[base].append(outcome)
+                pair_numbers.append(
+                    {
+                        "bandit": g[0],
+                        "width": g[1],
+                        "nu": g[2],
+                        "ntk_rule": base,
+                        "evidence": twin,
+                        "outcome": outcome,
+                    }
+                    | {"difference": diff, "stderr": se, "seeds": n}
+                )
                 b_mean, _ = _mean_se(list(_final(by_agent[base]).values()))
                 comparisons.append(
-                    f"{g[0]}, width {g[1]}: {_label(twin)} vs {_label(base)}: final regret differs by {diff:+.1f}"
+                    f"{_gname(g, with_nu)}: {_label(twin)} vs {_label(base)}: final regret differs by {diff:+.1f}"
                     + (f" ± {se:.1f}" if math.isfinite(se) else "")
-                    + f" over {n} paired seed(s) ({b_mean:.1f} for the NTK rule) — the evidence twin is {outcome}."
+                    + f" over {n} paired seed(s){' (fewer than 3: the standard error is itself uncertain)' if n < 3 else ''}"
+                    + f" ({b_mean:.1f} for the NTK rule) — the evidence twin is {outcome}."
                 )
         ranked = sorted(
             ((_mean_se(list(_final(rs).values()))[0], a) for a, rs in by_agent.items() if _final(rs)),
         )
         if ranked:
             order = ", ".join(f"{_label(a)} {m:.1f}" for m, a in ranked)
-            findings.append(f"{g[0]}, width {g[1]}: mean final regret, best first: {order}.")
+            findings.append(f"{_gname(g, with_nu)}: mean final regret, best first: {order}.")
             floor = next((m for m, a in ranked if a == "eps_greedy"), None)
             if floor is not None:
                 below = [_label(a) for m, a in ranked if a != "eps_greedy" and m > floor]
                 findings.append(
-                    f"{g[0]}, width {g[1]}: worse than the ε-greedy floor ({floor:.1f}): "
+                    f"{_gname(g, with_nu)}: worse than the ε-greedy floor ({floor:.1f}): "
                     + (", ".join(below) if below else "none")
                     + "."
                 )
@@ -247,21 +279,27 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
                 scales.append(f"{_label(a)} {s:.3g}")
         if scales:
             findings.append(
-                f"{g[0]}, width {g[1]}: exploration scale at the last round: {', '.join(scales)}."
+                f"{_gname(g, with_nu)}: exploration scale at the last round: {', '.join(scales)}."
             )
         growth = [
-            f"{_label(a)} {v:.2f}"
+            f"{_label(a)} {ratio:.2f}"
             for a in sorted(by_agent)
-            if (v := _mean_metric(by_agent[a], "growth_ratio")) is not None
+            if (ratio := _mean_metric(by_agent[a], "growth_ratio")) is not None
         ]
         if growth:
             findings.append(
-                f"{g[0]}, width {g[1]}: regret growth R(T)/R(T/2) (2 = linear, 1.41 = √T): {', '.join(growth)}."
+                f"{_gname(g, with_nu)}: regret growth R(T)/R(T/2) (2 = linear, 1.41 = √T): {', '.join(growth)}."
             )
     verdict = judge(outcomes)
     n_better, n_worse = outcomes.count("better"), outcomes.count("worse")
     head = (
-        f"Verdict: {verdict} — in {len(outcomes)} NTK-rule vs evidence comparisons the evidence-tuned agent had "
+        f"Verdict: {verdict} — in {len(outcomes)} NTK-rule vs evidence comparisons"
+        + (
+            f" at ν = {judged_nu:g} (the reward noise std; other ν below)"
+            if with_nu and judged_nu is not None
+            else ""
+        )
+        + " the evidence-tuned agent had "
         f"lower final regret in {n_better}, higher in {n_worse}, and was tied (within 2 s.e.) in "
         f"{len(outcomes) - n_better - n_worse}."
         if outcomes
@@ -286,7 +324,7 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
         table_rows.append((_label(a), *cells))
     table = Table(
         caption="Final cumulative regret (mean ± standard error over seeds)",
-        header=("agent", *(f"{e}, width {w}" for e, w in keys)),
+        header=("agent", *(_gname(g, with_nu) for g in keys)),
         rows=tuple(table_rows),
     )
     return StudySection(
@@ -296,4 +334,20 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
         figures=(png,),
         tables=(table,),
         settings=_settings(runs.completed, runs.summary()),
+        numbers={
+            "comparisons": pair_numbers,
+            "halves": {base: judge(h) for base, h in halves.items()},
+            "final_regret": {
+                f"{g[0]}/{g[1]}/{g[2]:g}/{a}": dict(
+                    zip(("mean", "stderr"), _mean_se(list(_final(rs).values())), strict=True)
+                )
+                for g in keys
+                for a, rs in sorted(groups[g].items())
+                if _final(rs)
+            },
+            "nu": sorted(
+                {float(nu_v) for r in runs.completed if isinstance(nu_v := r.metrics.get("nu"), int | float)}
+            ),
+        },
+        runs=tuple(r.run_id for r in runs.completed),
     )

@@ -65,6 +65,7 @@ from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._models import widened_net
 from tangentlab.studies.lazy import LazyStudy
+from tangentlab.train import divergence
 
 #: Zhang et al. 2019's Condition 2 needs the stability constant below this value.
 STABILITY_THRESHOLD = 0.5
@@ -273,7 +274,7 @@ class ConditioningStudy(Study):
 
         c_ball = max(constant("gd", True), constant("gn", True))
         m: dict[str, MetricValue] = {
-            "status": "completed",
+            "status": divergence.status(gd.diverged, gn.status == "diverged"),
             "n_params": int(sum(v.numel() for v in theta_0.values())),
             "n_rows": int(gram0.shape[0]),
             "lambda_min": lam_min,

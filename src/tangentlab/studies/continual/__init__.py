@@ -78,12 +78,14 @@ class ContinualParams(BaseModel):
         width: units of every hidden ``Dense`` layer.
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"``.
         task_type: ``"split"`` (multi-head) or ``"permuted"`` (shared head).
-        regime: ``"converged"`` or ``"early_stopped"``.
+        regime: ``"converged"``, ``"early_stopped"`` or ``"fixed_budget"`` (Mirzadeh et al. 2022's protocol: exactly
+            ``budget_steps`` steps per task, the same for every width, whatever accuracy they reach).
         n_tasks: tasks in the sequence (split: None = all; permuted: required, default 3).
         classes_per_task: classes of a split task.
         converged_accuracy: training accuracy at which a task counts as converged (budget: ``train.steps``).
         early_steps: steps per task in the early-stopped regime.
         early_accuracy: stop an early-stopped task at this training accuracy (None: always ``early_steps``).
+        budget_steps: steps per task in the fixed-budget regime.
         check_every: steps between training-accuracy checks.
         lr_fraction: GD/SGD rate as a fraction of ``n_0 / lambda_max(Theta_0)``; None uses
             ``train.learning_rate``.
@@ -98,12 +100,13 @@ class ContinualParams(BaseModel):
     width: PositiveInt = 256
     parametrization: Literal["ntk", "standard", "mup"] = "ntk"
     task_type: Literal["split", "permuted"] = "split"
-    regime: Literal["converged", "early_stopped"] = "converged"
+    regime: Literal["converged", "early_stopped", "fixed_budget"] = "converged"
     n_tasks: PositiveInt | None = 3
     classes_per_task: PositiveInt = 2
     converged_accuracy: float = Field(default=0.99, gt=0.0, le=1.0)
     early_steps: PositiveInt = 20
     early_accuracy: float | None = Field(default=None, gt=0.0, le=1.0)
+    budget_steps: PositiveInt = 20
     check_every: PositiveInt = 10
     lr_fraction: PositiveFloat | None = 0.5
     linearized: bool = True
@@ -281,6 +284,8 @@ class ContinualStudy(Study):
         )
         if p.regime == "converged":
             rule = StopRule(p.converged_accuracy, tc.steps, p.check_every)
+        elif p.regime == "fixed_budget":
+            rule = StopRule(None, p.budget_steps, p.check_every)
         else:
             rule = StopRule(p.early_accuracy, p.early_steps, p.check_every)
         fit_args = tc.fit_kwargs(learning_rate=lr, seed=config.seed)

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from tangentlab.report import figures
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, tally
@@ -32,7 +32,7 @@ from tangentlab.studies.continual import ContinualParams
 TOLERANCE = 0.005  # forgetting change per doubling of width below which width "does not matter"
 MODEL_NAMES: dict[str, str] = {"net": "network", "lin": "linearized net", "ntk": "NTK (∞ width, closed form)"}
 STYLES: dict[str, str] = {"net": "-", "lin": "--", "ntk": ":"}
-REGIMES: tuple[str, ...] = ("early_stopped", "converged")
+REGIMES: tuple[str, ...] = ("early_stopped", "converged", "fixed_budget")
 Setting = tuple[str, str, str]  # task type, parametrization, regime
 
 
@@ -67,7 +67,11 @@ def helps(fit: LinearFit) -> bool:
 
 def _setting(row: ResultRow[ContinualParams]) -> Setting:
     p = row.params
-    return str(p.task_type), str(p.parametrization), str(p.regime)
+    return (
+        str(p.task_type),
+        str(p.parametrization),
+        str(p.regime),
+    )
 
 
 def _width(row: ResultRow[ContinualParams]) -> int:
@@ -102,6 +106,7 @@ def _mean_at(rows: list[ResultRow[ContinualParams]], metric: str, width: int) ->
     return float(np.mean(vals)) if vals else math.nan
 
 
+@styled
 def _plot(
     groups: dict[Setting, list[ResultRow[ContinualParams]]],
     metric: str,
@@ -109,11 +114,12 @@ def _plot(
     path: Path,
     keys: tuple[str, ...],
 ) -> None:
+    import matplotlib.pyplot as plt
 
     types = sorted({s[0] for s in groups}) or ["no completed"]
     params = sorted({s[1] for s in groups})
     regimes = [r for r in REGIMES if any(s[2] == r for s in groups)] or list(REGIMES)
-    fig, axes = figures.subplots(
+    fig, axes = plt.subplots(
         len(types), len(regimes), figsize=(6 * len(regimes), 4.2 * len(types)), squeeze=False, sharey="row"
     )
     for i, tt in enumerate(types):
@@ -143,7 +149,7 @@ def _plot(
                 ax.legend(fontsize=7)
     fig.suptitle(f"{ylabel} against width (mean over seeds; bands: min–max)")
     fig.tight_layout()
-    figures.save(fig, path, dpi=110)
+    save_figure(fig, path)
 
 
 def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict, str]:
@@ -161,9 +167,22 @@ def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict,
             f"{'helps' if helps(conv) else 'does not help'} converged)"
         )
         checked.append((tt, ok, text))
+    budget = [
+        f"{tt} tasks, {par} parametrization: slope per doubling {_slope_text(f)} (width "
+        f"{'helps' if helps(f) else 'does not help'})"
+        for (tt, par, reg), fs in sorted(fits.items())
+        if reg == "fixed_budget" and (f := fs.get("net")) is not None
+    ]
+    if budget:  # Mirzadeh et al.'s own protocol, reported beside the verdict (it does not enter it)
+        mirzadeh = (
+            "Mirzadeh et al.'s protocol (a fixed step budget per task, the same for every width): "
+            + "; ".join(budget)
+        )
     if not checked:
-        return "inconclusive", "No setting has both regimes at two or more widths: the claim is untested."
-    details = "; ".join(t for _, _, t in checked)
+        return "inconclusive", "No setting has both regimes at two or more widths: the claim is untested." + (
+            f" {mirzadeh}." if budget else ""
+        )
+    details = "; ".join(t for _, _, t in checked) + (f". {mirzadeh}" if budget else "")
     n_ok = sum(ok for _, ok, _ in checked)
     if n_ok == len(checked):
         return "supported", f"Verdict: supported — {details}."
@@ -309,4 +328,14 @@ def section(study: Study, rows: list[ResultRow[ContinualParams]], figures_dir: P
         figures=(forget_png, train_png),
         tables=(table,),
         settings=_settings_text(runs.completed, runs.summary()),
+        numbers={
+            "tolerance": TOLERANCE,
+            "slopes_per_doubling": {
+                f"{s[0]}/{s[1]}/{s[2]}/{k}": {"slope": f.slope, "stderr": f.stderr, "width_helps": helps(f)}
+                for s in sorted(fits)
+                for k, f in fits[s].items()
+                if f is not None
+            },
+        },
+        runs=tuple(r.run_id for r in runs.completed),
     )

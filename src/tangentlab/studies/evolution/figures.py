@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from tangentlab.report import figures
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies.evolution import EvolutionParams
 
@@ -35,14 +36,22 @@ def model_label(row: ResultRow[EvolutionParams]) -> str:
     return f"{MODEL_NAMES.get(model_kind(row), model_kind(row))} (depth {row.metrics.get('depth')})"
 
 
+def _plt() -> Any:
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _colors(values: Sequence[float]) -> dict[float, str]:
     return {v: f"C{i}" for i, v in enumerate(sorted(set(values)))}
 
 
+@styled
 def plot_dynamics(rows: list[ResultRow[EvolutionParams]], dataset: str, path: Path) -> None:
     """Per model (columns): S(0, t), velocity, block ratios and alignment (rows) against step + 1 (log axis)."""
+    plt = _plt()
     kinds = sorted({model_kind(r) for r in rows}, key=lambda k: list(MODEL_NAMES).index(k))
-    fig, axes = figures.subplots(4, len(kinds), figsize=(5 * len(kinds), 13), squeeze=False)
+    fig, axes = plt.subplots(4, len(kinds), figsize=(5 * len(kinds), 13), squeeze=False)
     colors = _colors([sigma_w2(r) for r in rows])
     for j, kind in enumerate(kinds):
         group = sorted((r for r in rows if model_kind(r) == kind), key=lambda r: (sigma_w2(r), r.config.seed))
@@ -62,8 +71,8 @@ def plot_dynamics(rows: list[ResultRow[EvolutionParams]], dataset: str, path: Pa
             axes[3, j].plot(t + 1, r.artifact("alignment"), "o-", ms=3, color=c, label=label)
         name = model_label(group[0]) if group else kind
         titles = (
-            f"{name}: kernel distance from init S(0,t)",
-            f"{name}: velocity angle(t_i,t_(i+1))/Δt",
+            f"{name}: kernel distance from init $S(0,t)$",
+            rf"{name}: velocity $\angle(\Theta_{{t_i}},\Theta_{{t_{{i+1}}}})/\Delta t$",
             f"{name}: block mean ÷ mean diag (— within, -- between)",
             f"{name}: centred kernel–label alignment",
         )
@@ -77,14 +86,16 @@ def plot_dynamics(rows: list[ResultRow[EvolutionParams]], dataset: str, path: Pa
             ax.legend(fontsize=7)
     fig.suptitle(f"{dataset}: the probe eNTK through training (one line per run)")
     fig.tight_layout()
-    figures.save(fig, path, dpi=100)
+    save_figure(fig, path)
 
 
+@styled
 def plot_after_kernel(rows: list[ResultRow[EvolutionParams]], path: Path) -> None:
     """After-kernel regression accuracy (solid) vs the net's own test accuracy (dashed), per dataset and model."""
+    plt = _plt()
     datasets = sorted({r.config.data.name for r in rows})
     kinds = sorted({model_kind(r) for r in rows}, key=lambda k: list(MODEL_NAMES).index(k))
-    fig, axes = figures.subplots(
+    fig, axes = plt.subplots(
         len(kinds), len(datasets), figsize=(5.5 * len(datasets), 3.8 * len(kinds)), squeeze=False
     )
     colors = _colors([sigma_w2(r) for r in rows])
@@ -104,14 +115,14 @@ def plot_after_kernel(rows: list[ResultRow[EvolutionParams]], path: Path) -> Non
                     "o-",
                     ms=3,
                     color=colors[s2],
-                    label=f"after kernel, σ_w²={s2:g}" if first else None,
+                    label=rf"after kernel, $\sigma_w^2$={s2:g}" if first else None,
                 )
                 ax.plot(
                     t,
                     r.artifact("net_acc"),
                     "--",
                     color=colors[s2],
-                    label=f"net, σ_w²={s2:g}" if first else None,
+                    label=rf"net, $\sigma_w^2$={s2:g}" if first else None,
                 )
             ax.set_xscale("log")
             ax.set_xlabel("training step + 1 (kernel taken at this step)")
@@ -122,19 +133,21 @@ def plot_after_kernel(rows: list[ResultRow[EvolutionParams]], path: Path) -> Non
             ax.legend(fontsize=7, ncol=2)
     fig.suptitle("Kernel regression with the eNTK at step t (after kernel) vs the net at step t")
     fig.tight_layout()
-    figures.save(fig, path, dpi=100)
+    save_figure(fig, path)
 
 
+@styled
 def plot_heatmaps(rows: list[ResultRow[EvolutionParams]], path: Path) -> None:
     """log10 |Θ| / mean diag of the probe kernel (sorted by class) at init and at the end, one column per run."""
+    plt = _plt()
     runs = sorted(rows, key=sigma_w2)
-    fig, axes = figures.subplots(2, len(runs), figsize=(3.6 * len(runs), 7), squeeze=False)
+    fig, axes = plt.subplots(2, len(runs), figsize=(3.6 * len(runs), 7), squeeze=False)
     for j, r in enumerate(runs):
         for i, (name, when) in enumerate((("ntk0_probe", "init"), ("ntkT_probe", "end"))):
             k = r.artifact(name)
             z = np.log10(np.abs(k) / np.abs(np.diag(k)).mean() + 1e-12)
             im = axes[i, j].imshow(z, cmap="viridis", vmin=-2, vmax=0.5)
-            axes[i, j].set_title(f"σ_w²={sigma_w2(r):g} ({phase(sigma_w2(r))}), {when}", fontsize=8)
+            axes[i, j].set_title(rf"$\sigma_w^2$={sigma_w2(r):g} ({phase(sigma_w2(r))}), {when}", fontsize=8)
             axes[i, j].set_xticks([])
             axes[i, j].set_yticks([])
         fig.colorbar(im, ax=axes[:, j].tolist(), shrink=0.6)
@@ -142,4 +155,4 @@ def plot_heatmaps(rows: list[ResultRow[EvolutionParams]], path: Path) -> None:
     fig.suptitle(
         f"{first.config.data.name}, {model_label(first)}: log10 |Θ_ij| / mean Θ_ii on the probe (sorted by class)"
     )
-    figures.save(fig, path, dpi=100)
+    save_figure(fig, path)

@@ -25,6 +25,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
@@ -248,7 +249,12 @@ def _settings(rows: list[ResultRow[EvolutionParams]], n_failed: int, n_diverged:
         f"CNN channels {sorted({int(r.params.channels) for r in rows})}; ReLU, σ_b=0, every weight layer σ_w² (grid {sorted({sigma_w2(r) for r in rows})}); "
         f"{p.parametrization} parametrization; float64.",
         f"Training: {c.train.optimizer}, lr {c.train.learning_rate}, {c.train.loss}, {c.train.steps} steps, "
-        f"batch {c.train.batch_size or 'full'}; seeds {sorted({r.config.seed for r in rows})}.",
+        f"batch {c.train.batch_size or 'full'}; seeds {sorted({r.config.seed for r in rows})}"
+        + (
+            " — fewer than 3: no seed-to-seed spread, each comparison rests on single runs."
+            if len({r.config.seed for r in rows}) < 3
+            else "."
+        ),
         f"Snapshots: {p.n_snapshots} (step 0 + log-spaced) of the trace eNTK on a probe of "
         f"{p.probe_per_class} training examples per class; after kernel: kernel regression on the first "
         f"{p.after_kernel_train} training examples (relative ridge {p.ridge}), scored on the test set.",
@@ -316,4 +322,45 @@ def section(study: Study, rows: list[ResultRow[EvolutionParams]], figures_dir: P
         figures=tuple(figures),
         tables=(_table(groups),),
         settings=_settings(done, n_failed, n_diverged),
+        numbers=_numbers(
+            groups, {"ordered_moves_least": v1, "transient_then_constant": v2, "after_kernel": v3}
+        ),
+        runs=tuple(r.run_id for r in done),
     )
+
+
+NUMBER_KEYS: tuple[str, ...] = (
+    "kernel_distance_final",
+    "kernel_distance_centered_final",
+    "velocity_transient_ratio",
+    "velocity_late_spread",
+    "alignment_init",
+    "alignment_final",
+    "after_kernel_acc_init",
+    "after_kernel_acc_final",
+)
+
+
+def _numbers(
+    groups: dict[Group, list[ResultRow[EvolutionParams]]], subs: dict[str, Verdict]
+) -> dict[str, Any]:
+    """Sub-verdicts, thresholds and the per-setting means the findings quote (findings.json)."""
+    settings = {
+        f"{g[0]}/{g[1]}/{s:g}": {
+            "dataset": g[0],
+            "model_kind": g[1],
+            "sigma_w2": s,
+            "phase": phase(s),
+            "seeds": len(rs),
+            **{k: finite_mean(rs, k) for k in NUMBER_KEYS},
+        }
+        for g, rows in sorted(groups.items())
+        for s, rs in _by_sigma(rows).items()
+    }
+    return {
+        "sub_verdicts": subs,
+        "ordered_claim_metric": ORDERED_METRIC,
+        "transient_factor": TRANSIENT_FACTOR,
+        "constant_spread": CONSTANT_SPREAD,
+        "settings": settings,
+    }

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tangentlab.report import figures
+from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.fits import PowerLawFit, fit_power_law
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
@@ -35,6 +35,13 @@ LABELS: dict[str, str] = {
     "rel_param_change": "relative parameter change ‖θ_T−θ_0‖/‖θ_0‖",
     "kernel_distance": "kernel distance 1−cos(Θ_0, Θ_T) (Fort et al. 2020)",
     "function_gap": "function gap ‖f_T−f_T^lin‖/‖f_T^lin‖ (test)",
+}
+#: The same measures as mathtext, for the figures.
+TEX_LABELS: dict[str, str] = {
+    "rel_ntk_change": r"$\|\Theta_T-\Theta_0\|_F\,/\,\|\Theta_0\|_F$",
+    "rel_param_change": r"$\|\theta_T-\theta_0\|\,/\,\|\theta_0\|$",
+    "kernel_distance": r"kernel distance $1-\cos(\Theta_0,\Theta_T)$ (Fort et al. 2020)",
+    "function_gap": r"$\|f_T-f_T^{\mathrm{lin}}\|\,/\,\|f_T^{\mathrm{lin}}\|$ (test)",
 }
 CLAIM_METRICS: tuple[str, ...] = ("rel_ntk_change", "rel_param_change", "function_gap")
 PARAM_NAMES: dict[str, str] = {"ntk": "NTK", "standard": "standard", "mup": "μP"}
@@ -85,13 +92,15 @@ def _slope_text(fit: PowerLawFit | None) -> str:
     return f"{fit.slope:+.2f}{se}"
 
 
+@styled
 def _plot(
     groups: dict[Setting, list[ResultRow[LazyParams]]],
     fits: dict[Setting, dict[str, PowerLawFit | None]],
     path: Path,
 ) -> None:
+    import matplotlib.pyplot as plt
 
-    fig, axes = figures.subplots(2, 2, figsize=(12, 9))
+    fig, axes = plt.subplots(2, 2, figsize=(12, 9))
     for ax, metric in zip(axes.ravel(), LABELS, strict=True):
         all_w: list[float] = []
         for setting, rows in sorted(groups.items()):
@@ -112,22 +121,24 @@ def _plot(
             ref_y = [m for s in groups for m in _points(groups[s], metric)[1]]
             y0 = float(np.exp(np.median(np.log(ref_y))))
             xs = np.array([x0, x1])
-            ax.plot(xs, y0 * (xs / x0) ** THEORY_SLOPE, "k--", lw=1, label="bound: width^(−1/2)")
+            ax.plot(xs, y0 * (xs / x0) ** THEORY_SLOPE, "k--", lw=1, label=r"bound: width$^{-1/2}$")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("width")
-        ax.set_title(LABELS[metric], fontsize=10)
+        ax.set_title(TEX_LABELS[metric], fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Change during training against width (mean over seeds; bars: min–max)")
     fig.tight_layout()
-    figures.save(fig, path, dpi=110)
+    save_figure(fig, path)
 
 
+@styled
 def _plot_errors(groups: dict[Setting, list[ResultRow[LazyParams]]], path: Path) -> None:
+    import matplotlib.pyplot as plt
 
     optimizers = sorted({s[1] for s in groups})
-    fig, axes = figures.subplots(1, len(optimizers), figsize=(6 * len(optimizers), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(optimizers), figsize=(6 * len(optimizers), 4.5), squeeze=False)
     styles = {
         "test_mse_net": ("-", "net"),
         "test_mse_lin": ("--", "linearized"),
@@ -152,7 +163,7 @@ def _plot_errors(groups: dict[Setting, list[ResultRow[LazyParams]]], path: Path)
         ax.legend(fontsize=7, ncol=2)
         ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    figures.save(fig, path, dpi=110)
+    save_figure(fig, path)
 
 
 def _finding(setting: Setting, metric: str, fit: PowerLawFit) -> str:
@@ -227,6 +238,34 @@ def _verdict(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> tuple[Verdic
     )
 
 
+def _controls(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> str | None:
+    """The test's controls: the parameter change under NTK/GD (the theorem's own setting) must be within the bound;
+    under μP (feature learning by design) the eNTK change must not shrink, so the test must say 'outside'."""
+    parts = []
+    pos = fits.get(("ntk", "gd"), {}).get("rel_param_change")
+    if pos is not None:
+        parts.append(
+            f"positive control (NTK/GD parameter change, the theorem's setting): slope {_slope_text(pos)}, "
+            + (
+                "within the bound, as it must be"
+                if within_bound(pos)
+                else "OUTSIDE the bound: the test is suspect"
+            )
+        )
+    for s in sorted(s for s in fits if s[0] == "mup"):
+        neg = fits[s].get("rel_ntk_change")
+        if neg is not None:
+            parts.append(
+                f"negative control ({_name(s)} eNTK change, not lazy by design): slope {_slope_text(neg)}, "
+                + (
+                    "outside the bound, as it must be"
+                    if not within_bound(neg)
+                    else "within the bound (unexpected)"
+                )
+            )
+    return "Controls: " + "; ".join(parts) + "." if parts else None
+
+
 def _settings(rows: list[ResultRow[LazyParams]], n_failed: int, n_diverged: int) -> tuple[str, ...]:
     c = rows[0].config
     widths = sorted({_width(r) for r in rows})
@@ -268,6 +307,9 @@ def section(study: Study, rows: list[ResultRow[LazyParams]], figures_dir: Path) 
 
     verdict, verdict_text = _verdict(fits)
     findings = [verdict_text]
+    controls = _controls(fits)
+    if controls:
+        findings.append(controls)
     order = sorted(groups, key=lambda s: (s != ("ntk", "gd"), s))
     for s in order:
         for m in ("rel_ntk_change", "rel_param_change", "function_gap"):
@@ -304,4 +346,34 @@ def section(study: Study, rows: list[ResultRow[LazyParams]], figures_dir: Path) 
         figures=(change_png, error_png),
         tables=(table,),
         settings=_settings(done, n_failed, n_diverged),
+        numbers=_numbers(groups, fits),
+        runs=tuple(r.run_id for r in done),
     )
+
+
+def _numbers(
+    groups: dict[Setting, list[ResultRow[LazyParams]]], fits: dict[Setting, dict[str, PowerLawFit | None]]
+) -> dict[str, object]:
+    """The fitted slopes, their standard errors and bound calls per setting and metric (findings.json)."""
+    out: dict[str, object] = {
+        "theory_slope": THEORY_SLOPE,
+        "tolerance": TOLERANCE,
+        "rule": "within the bound iff slope <= theory_slope + max(tolerance, 2 * stderr)",
+        "claim_setting": "ntk/gd",
+        "claim_metrics": list(CLAIM_METRICS),
+    }
+    settings: dict[str, object] = {}
+    for s, rows in sorted(groups.items()):
+        slopes = {
+            m: {"slope": f.slope, "stderr": f.stderr, "within_bound": within_bound(f)}
+            for m, f in fits[s].items()
+            if f is not None
+        }
+        settings[f"{s[0]}/{s[1]}"] = {
+            "widths": sorted({_width(r) for r in rows}),
+            "seeds": sorted({r.config.seed for r in rows}),
+            "runs": len(rows),
+            "slopes": slopes,
+        }
+    out["settings"] = settings
+    return out

@@ -121,7 +121,7 @@ class UncertaintyStudy(Study):
     """NTK-GP vs NNGP vs linearized Laplace vs deep ensembles (Wenger et al. 2023); see the module docstring."""
 
     name: ClassVar[str] = "uncertainty"
-    title: ClassVar[str] = "Uncertainty: NTK-GP against linearized Laplace and deep ensembles"
+    title: ClassVar[str] = "Uncertainty (extension): NTK-GP against linearized Laplace and deep ensembles"
     citation: ClassVar[str] = (
         "Wenger, Dangel & Kristiadi 2023, On the Disconnect Between Theory and Practice of Neural Networks "
         "(arXiv 2310.00137); Lee et al. 2019 (arXiv 1902.06720) for the NTK-GP; Immer, Korzepa & Bauer 2021 "
@@ -130,7 +130,9 @@ class UncertaintyStudy(Study):
     claim: ClassVar[str] = (
         "The NTK-GP's predictive uncertainty is not reliable for networks of practical width: the linearized Laplace "
         "approximation with marginal-likelihood tuning and deep ensembles give better uncertainty (lower NLL, better "
-        "calibration) (Wenger et al. 2023, Sec. 4)."
+        "calibration) (Wenger et al. 2023, Sec. 4). An extension, not a test of the infinite-width limit: it "
+        "compares methods at one practical data size and a few widths; whether an ensemble of finite nets tends to "
+        "the NTK-GP (Lee et al. 2019) is a different experiment."
     )
     Params: ClassVar[type[BaseModel]] = UncertaintyParams
     default_model: ClassVar[dict[str, Any] | None] = {
