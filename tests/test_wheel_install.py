@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -43,8 +44,13 @@ def test_wheel_installs_and_runs_a_packaged_study_from_an_empty_folder(tmp_path:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")}
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    dist = tmp_path / "dist"
-    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(REPO)], tmp_path, env)
+    dist, source = tmp_path / "dist", tmp_path / "source"
+    # build from a clean copy: a checkout's build/ folder may hold files from earlier builds that setuptools reuses
+    skip = (".git", "build", "dist", ".venv", "*.egg-info", "__pycache__", "*_cache", "results", "out")
+    shutil.copytree(REPO, source, symlinks=True, ignore=shutil.ignore_patterns(*skip))
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(source)], tmp_path, env
+    )
     (wheel,) = dist.glob("tangentlab-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
