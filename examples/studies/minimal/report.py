@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from tangentlab.report import StudySection, Table, figures, fit_power_law
+from tangentlab.report import StudySection, Table, fit_power_law
+from tangentlab.report.figures import figure_style, save_figure
 from tangentlab.studies import ResultRow, Study, empty_section, finite_values, header, tally
 
 THEORY_SLOPE = -0.5
@@ -34,19 +35,17 @@ def section(study: Study, rows: list[ResultRow], figures_dir: Path) -> StudySect
     consistent = abs(fit.slope - THEORY_SLOPE) <= max(TOLERANCE, 2 * fit.stderr)
 
     figures_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = figures.subplots(figsize=(5.5, 4.0))
-    ax.loglog(x, y, "o", alpha=0.6, label="runs")
-    ax.loglog(
-        widths,
-        np.exp(fit.intercept) * np.asarray(widths, dtype=float) ** fit.slope,
-        "-",
-        label=f"fit, slope {fit.slope:+.2f}",
-    )
-    ax.set_xlabel("width")
-    ax.set_ylabel("‖Θ̂ − Θ‖_F / ‖Θ‖_F")
-    ax.legend()
-    fig.tight_layout()
-    path = figures.save(fig, figures_dir / "minimal_error_vs_width.png")
+    with figure_style():
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5.5, 4.0))
+        ax.loglog(x, y, "o", alpha=0.6, label="runs")
+        fitted = np.exp(fit.intercept) * np.asarray(widths, dtype=float) ** fit.slope
+        ax.loglog(widths, fitted, "-", label=f"fit, slope {fit.slope:+.2f}")
+        ax.set_xlabel("width")
+        ax.set_ylabel("‖Θ̂ − Θ‖_F / ‖Θ‖_F")
+        ax.legend()
+        path = save_figure(fig, figures_dir / "minimal_error_vs_width.png")
 
     table = Table(
         "Relative error of the empirical NTK at init (mean over seeds)",
