@@ -42,7 +42,7 @@ def test_run_id_is_stable_and_changes_with_every_setting(tmp_path, monkeypatch):
     ids = {base.run_id} | {c.run_id for c in changed}
     assert len(ids) == 1 + len(changed)
     before = base.run_id
-    monkeypatch.setattr("tangentlab.runner.config.__version__", "9.9.9")  # a new tangentlab version
+    monkeypatch.setattr("tangentlab.runner._records.__version__", "9.9.9")  # a new tangentlab version
     assert base.run_id != before
 
 
