@@ -51,9 +51,14 @@ def test_study_has_configs_that_load(name: str, kind: str):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_study_has_a_readme_section(name: str):
+def test_study_has_docs(name: str):
+    """A README section, and the package docstring that the docs site's study page shows (docs/hooks.py)."""
     readme = (ROOT / "README.md").read_text()
     assert re.search(rf"^###+ .*`{name}`", readme, re.M), f"README.md: expected a '### `{name}` ...' section"
+    package = importlib.import_module(type(get_study(name)).__module__)
+    assert package.__doc__ and len(package.__doc__) > 500 and f"``{name}``" in package.__doc__
+    hooks = (ROOT / "docs" / "hooks.py").read_text()
+    assert "list_studies()" in hooks and "cls.__module__" in hooks  # one generated page per registered study
 
 
 def _private_imports(path: Path) -> list[str]:
