@@ -131,6 +131,10 @@ def test_blown_up_lazy_run_is_diverged_named_in_report_and_one_status_column(tmp
     records = json.loads(tangentlab("results", str(out), "--format", "json", cwd=tmp_path, env=env).stdout)
     bad = next(r for r in records if r["config"]["params"]["lr_fraction"] == 2.1)
     assert "exceeded 1000 x the initial loss" in bad["metrics"]["message"]
+    # metrics kept: the finite ones are recorded (the training stopped early, so the final-step kernel is not)
+    kept = bad["metrics"]
+    assert kept["rel_param_change"] is not None and kept["rel_param_change"] > 0
+    assert kept["test_mse_net"] is not None and kept["train_loss_net"] is not None
 
     report = tangentlab("report", str(out), cwd=tmp_path, env=env)
     assert report.returncode == 0, report.stderr

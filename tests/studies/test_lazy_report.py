@@ -115,7 +115,11 @@ def test_one_slope_outside_the_bound_gives_mixed(tmp_path):
 def test_a_noisy_fit_widens_the_allowance(tmp_path):
     """With a large standard error a slope of -0.3 is not significantly above -1/2: within the bound."""
     rows = _rows({("ntk", "gd"): -0.3}, noise=0.8)
-    fit_line = next(f for f in get_study("lazy").report(rows, tmp_path).findings if "parameter change" in f)
+    fit_line = next(
+        f
+        for f in get_study("lazy").report(rows, tmp_path).findings
+        if f.startswith("NTK parametrization, GD: relative parameter")
+    )
     se = float(fit_line.split("± ")[1].split()[0])
     slope = float(fit_line.split("width^")[1].split()[0])
     assert (slope <= -0.5 + max(0.15, 2 * se)) == (

@@ -34,7 +34,8 @@ One run (one grid point: ``width``, ``parametrization``, ``train.optimizer``, se
    linearized net and of NTK regression (:func:`tangentlab.predict.gradient_descent_mse` with ``Theta_0`` and
    ``f_0``, at time ``t = steps`` in steps of the spectral GD rate — the theory's prediction for GD; for Adam it is
    the same GD prediction, as Adam has no kernel-regression counterpart); test accuracy for classification.
-   A run whose net or linearization diverges ends with ``status: diverged`` and null change metrics.
+   A run whose net or linearization diverges ends with ``status: diverged`` and keeps the metrics that are still
+   finite (the others null); the report leaves it out of the fits and names it.
 6. Artifacts: ``loss_net``, ``loss_lin`` (training loss at ``eval_step``), ``eval_step``, ``ntk0_probe`` and
    ``ntkT_probe`` (the probe kernels), so every change metric can be recomputed.
 
@@ -45,6 +46,7 @@ The report (:mod:`tangentlab.studies.lazy.report`) fits ``log metric = slope * l
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -90,6 +92,15 @@ def _per_output_ntk(
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _kept(compute: Callable[[], float]) -> float | None:
+    """A metric of a possibly diverged run: its value when finite, else None (a metric that refuses non-finite
+    inputs counts as not finite)."""
+    try:
+        return _finite(float(compute()))
+    except (ValueError, ArithmeticError):
+        return None
 
 
 @register
@@ -174,16 +185,18 @@ class LazyStudy(Study):
             "train_loss_net": _finite(res_net.final_train_loss),
             "train_loss_lin": _finite(res_lin.final_train_loss),
         }
-        if diverged or ntk0 is None or ntk_t is None:
-            m.update(dict.fromkeys(CHANGE_METRICS))
-            m.update({"test_mse_net": None, "test_mse_lin": None})
-        else:
-            m["rel_param_change"] = metrics.relative_param_change(train.trainable_vector(net), theta0)
-            m["rel_ntk_change"] = metrics.relative_frobenius_change(ntk_t, ntk0)
-            m["kernel_distance"] = metrics.kernel_distance(ntk_t, ntk0)
-            m["function_gap"] = metrics.function_gap(out_net, out_lin)
-            m["test_mse_net"] = metrics.mean_squared_error(out_net, yt)
-            m["test_mse_lin"] = metrics.mean_squared_error(out_lin, yt)
+        # A diverged run keeps every metric it can still compute (non-finite values become null); the report
+        # leaves diverged runs out of the fits and names them.
+        m.update(dict.fromkeys(CHANGE_METRICS))
+        m["rel_param_change"] = _kept(
+            lambda: metrics.relative_param_change(train.trainable_vector(net), theta0)
+        )
+        if ntk0 is not None and ntk_t is not None:
+            m["rel_ntk_change"] = _kept(lambda: metrics.relative_frobenius_change(ntk_t, ntk0))
+            m["kernel_distance"] = _kept(lambda: metrics.kernel_distance(ntk_t, ntk0))
+        m["function_gap"] = _kept(lambda: metrics.function_gap(out_net, out_lin))
+        m["test_mse_net"] = _kept(lambda: metrics.mean_squared_error(out_net, yt))
+        m["test_mse_lin"] = _kept(lambda: metrics.mean_squared_error(out_lin, yt))
         m["test_mse_ntk"] = metrics.mean_squared_error(out_ntk, yt)
         if ds.task == "classification":
             for key, out in (("net", out_net), ("lin", out_lin), ("ntk", out_ntk)):
