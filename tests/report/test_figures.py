@@ -9,6 +9,7 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
+import pypdf
 import pytest
 from PIL import Image
 
@@ -62,7 +63,6 @@ def test_save_figure_writes_png_pdf_and_exactly_the_plotted_numbers(tmp_path: Pa
 
 
 def test_pdf_opens_and_has_one_page(tmp_path: Path):
-    pypdf = pytest.importorskip("pypdf")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
     ax.set_xlabel(r"$\sigma_w^2$")
