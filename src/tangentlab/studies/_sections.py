@@ -56,6 +56,11 @@ def tally(rows: list[ResultRow[P]]) -> RunTally[P]:
     return RunTally(completed, n_failed, n_diverged, n_other)
 
 
+def finite_or_none(value: float) -> float | None:
+    """A run's metric as stored: the value when finite, else None (JSON null)."""
+    return value if math.isfinite(value) else None
+
+
 def finite_values(rows: Sequence[ResultRow], key: str) -> list[float]:
     """The finite numeric values of metric ``key`` over ``rows`` (missing, null, boolean and non-finite left out)."""
     out = []

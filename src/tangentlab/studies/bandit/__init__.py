@@ -35,7 +35,6 @@ The report (:mod:`tangentlab.studies.bandit.report`) plots cumulative regret aga
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -47,6 +46,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._models import set_hidden_width
+from tangentlab.studies._sections import finite_or_none
 from tangentlab.studies.bandit.agents import AgentName, AgentSettings, NetworkAgent, make_agent, play
 from tangentlab.studies.bandit.envs import BanditEnv, classification_bandit, nonlinear_bandit
 from tangentlab.train import divergence
@@ -132,10 +132,6 @@ def make_env(p: BanditParams, config: RunConfig) -> BanditEnv:
     )
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 @register
 class BanditStudy(Study):
     """Neural contextual bandits: NTK-rule vs evidence-tuned exploration; see the module docstring."""
@@ -202,7 +198,7 @@ class BanditStudy(Study):
             "n_params": int(sum(q.numel() for q in net.parameters())),
             "final_regret": final,
             "half_regret": half,
-            "growth_ratio": _finite(final / half) if half > 0 else None,
+            "growth_ratio": finite_or_none(final / half) if half > 0 else None,
             "mistake_rate": float((traj.regret > 1e-12).double().mean()),
             "mean_reward": float(traj.rewards.mean()),
             "nu": settings.nu,

@@ -64,6 +64,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._models import widened_net
+from tangentlab.studies._sections import finite_or_none
 from tangentlab.studies.lazy import LazyStudy
 from tangentlab.train import divergence
 
@@ -169,10 +170,6 @@ def _trajectory(snaps: list[train.Snapshot], jac0_fro: float) -> dict[str, np.nd
 
 def _first_below(losses: list[float], target: float) -> int | None:
     return next((k for k, v in enumerate(losses) if math.isfinite(v) and v <= target), None)
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 @register
@@ -283,26 +280,26 @@ class ConditioningStudy(Study):
             "lambda_min_rel": lam_min / float(evals.mean()),
             "initial_loss": loss0,
             "loss_target": target,
-            "ball_radius": _finite(radius),
+            "ball_radius": finite_or_none(radius),
             "gd_learning_rate": gd_lr,
             "gd_status": gd.status,
             "gd_steps_to_target": gd_k,
             "gd_time_to_target": None if gd_k is None else gd_k * gd_per_step,
             "gd_seconds_per_step": gd_per_step,
-            "gd_final_loss_ratio": _finite(gd_losses[-1] / loss0) if gd_losses else None,
+            "gd_final_loss_ratio": finite_or_none(gd_losses[-1] / loss0) if gd_losses else None,
             "gn_status": gn.status,
             "gn_steps_to_target": gn.steps_to_target,
             "gn_time_to_target": gn.time_to_target,
             "gn_seconds_per_step": gn.wall_time[-1] / max(gn.steps_run, 1),
-            "gn_final_loss_ratio": _finite(gn.final_train_loss / loss0),
-            "gn_max_condition": _finite(max(gn.condition_number, default=math.nan)),
+            "gn_final_loss_ratio": finite_or_none(gn.final_train_loss / loss0),
+            "gn_max_condition": finite_or_none(max(gn.condition_number, default=math.nan)),
             "jac_change_gd": float(traj["gd"]["jac_rel_change"][-1]),
             "jac_change_gn": float(traj["gn"]["jac_rel_change"][-1]),
-            "stability_constant": _finite(c_ball),
-            "stability_constant_gd": _finite(constant("gd", False)),
-            "stability_constant_gn": _finite(constant("gn", False)),
-            "gd_distance_ratio": _finite(float(traj["gd"]["param_distance"].max()) / radius),
-            "gn_distance_ratio": _finite(float(traj["gn"]["param_distance"].max()) / radius),
+            "stability_constant": finite_or_none(c_ball),
+            "stability_constant_gd": finite_or_none(constant("gd", False)),
+            "stability_constant_gn": finite_or_none(constant("gn", False)),
+            "gd_distance_ratio": finite_or_none(float(traj["gd"]["param_distance"].max()) / radius),
+            "gn_distance_ratio": finite_or_none(float(traj["gn"]["param_distance"].max()) / radius),
             "meets_stability": bool(c_ball < STABILITY_THRESHOLD),
             "ngd_rate_bound": (1 - 2 * c_ball) / (1 + c_ball) ** 2 if c_ball < STABILITY_THRESHOLD else None,
         }

@@ -53,7 +53,7 @@ from tangentlab import arch, empirical_ntk, metrics, predict, train
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
-from tangentlab.studies._sections import needs_mse, no_model
+from tangentlab.studies._sections import finite_or_none, needs_mse, no_model
 
 #: The four predictions compared across depth (the report's methods), and the linearized net at convergence.
 METHODS: tuple[str, ...] = ("net", "ntk", "entk", "nngp")
@@ -112,10 +112,6 @@ def mlp(depth: int, width: int, out_dim: int, sigma_w: float, sigma_b: float) ->
     return arch.serial(*layers)
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def _score(prefix: str, out: torch.Tensor | None, yt: torch.Tensor) -> dict[str, MetricValue]:
     if out is None or not bool(torch.isfinite(out).all()):
         return {f"test_err_{prefix}": None, f"test_mse_{prefix}": None}
@@ -130,7 +126,7 @@ def _solve_record(prefix: str, info: predict.SolveInfo) -> dict[str, MetricValue
         f"solver_{prefix}": info.solver,
         f"jitter_{prefix}": info.jitter,
         f"ridge_{prefix}": info.ridge,
-        f"cond_{prefix}": _finite(info.condition_number),
+        f"cond_{prefix}": finite_or_none(info.condition_number),
     }
 
 
@@ -234,7 +230,7 @@ class EquivalenceStudy(Study):
                 "gd_learning_rate": gd_lr,
                 "lambda_max_entk": lam_max,
                 "steps_run": res.steps_run,
-                "train_loss_net": _finite(res.final_train_loss),
+                "train_loss_net": finite_or_none(res.final_train_loss),
                 "n_params": int(train.trainable_vector(net).numel()),
                 "centered": p.center,
             }

@@ -56,7 +56,7 @@ from tangentlab import arch, empirical_ntk, metrics, train
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
-from tangentlab.studies._sections import no_model
+from tangentlab.studies._sections import finite_or_none, no_model
 from tangentlab.studies.evolution.kernels import (
     balanced_probe,
     block_ratios,
@@ -128,10 +128,6 @@ def build_description(kind: ModelKind, width: int, depth: int, sigma_w2: float, 
     if kind == "cnn":
         layers.append(arch.Flatten())
     return arch.serial(*layers, arch.Dense(out_dim, sigma_w=s))
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 @register
@@ -241,10 +237,10 @@ class EvolutionStudy(Study):
             "depth": depth,
             "n_probe": int(probe.shape[0]),
             "n_snapshots": len(good),
-            "train_loss_final": _finite(res.final_train_loss),
+            "train_loss_final": finite_or_none(res.final_train_loss),
             "final_step": int(t[-1]),
-            "kernel_distance_final": _finite(curves["kernel_distance"][-1]),
-            "kernel_distance_centered_final": _finite(curves["kernel_distance_centered"][-1]),
+            "kernel_distance_final": finite_or_none(curves["kernel_distance"][-1]),
+            "kernel_distance_centered_final": finite_or_none(curves["kernel_distance_centered"][-1]),
         }
         for key in (
             "within_ratio",
@@ -253,11 +249,14 @@ class EvolutionStudy(Study):
             "after_kernel_acc",
             "net_acc",
         ):
-            m[f"{key}_init"] = _finite(curves[key][0])
-            m[f"{key}_final"] = _finite(curves[key][-1])
-        m["after_kernel_acc_best"] = _finite(max(curves["after_kernel_acc"]))
+            m[f"{key}_init"] = finite_or_none(curves[key][0])
+            m[f"{key}_final"] = finite_or_none(curves[key][-1])
+        m["after_kernel_acc_best"] = finite_or_none(max(curves["after_kernel_acc"]))
         m.update(
-            {k: _finite(v) for k, v in velocity_summary(velocity, t[:-1], tc.steps, p.late_fraction).items()}
+            {
+                k: finite_or_none(v)
+                for k, v in velocity_summary(velocity, t[:-1], tc.steps, p.late_fraction).items()
+            }
         )
 
         artifacts: dict[str, np.ndarray] = {c: np.asarray(v, dtype=np.float64) for c, v in curves.items()}

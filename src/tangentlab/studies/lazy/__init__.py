@@ -45,7 +45,6 @@ The report (:mod:`tangentlab.studies.lazy.report`) fits ``log metric = slope * l
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -58,7 +57,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._models import set_hidden_width, widened_net
-from tangentlab.studies._sections import needs_mse
+from tangentlab.studies._sections import finite_or_none, needs_mse
 
 CHANGE_METRICS: tuple[str, ...] = ("rel_ntk_change", "rel_param_change", "kernel_distance", "function_gap")
 
@@ -90,15 +89,11 @@ def _per_output_ntk(
     return empirical_ntk(model, x1, x2, outputs="trace").to(torch.float64) / n_out
 
 
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
 def _kept(compute: Callable[[], float]) -> float | None:
     """A metric of a possibly diverged run: its value when finite, else None (a metric that refuses non-finite
     inputs counts as not finite)."""
     try:
-        return _finite(float(compute()))
+        return finite_or_none(float(compute()))
     except (ValueError, ArithmeticError):
         return None
 
@@ -182,8 +177,8 @@ class LazyStudy(Study):
             "lambda_min": lam_min,
             "n_params": int(theta0.numel()),
             "steps_run": res_net.steps_run,
-            "train_loss_net": _finite(res_net.final_train_loss),
-            "train_loss_lin": _finite(res_lin.final_train_loss),
+            "train_loss_net": finite_or_none(res_net.final_train_loss),
+            "train_loss_lin": finite_or_none(res_lin.final_train_loss),
         }
         # A diverged run keeps every metric it can still compute (non-finite values become null); the report
         # leaves diverged runs out of the fits and names them.

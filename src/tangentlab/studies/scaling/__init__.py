@@ -59,7 +59,7 @@ from tangentlab import arch, empirical_ntk, metrics, predict, train
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
-from tangentlab.studies._sections import needs_mse, no_model
+from tangentlab.studies._sections import finite_or_none, needs_mse, no_model
 
 ModelKind = Literal["mlp", "cnn"]
 METHODS: tuple[str, ...] = ("net", "entk0", "ntk", "entk_m")
@@ -116,10 +116,6 @@ def build_description(
     if kind == "cnn":
         layers.append(arch.Flatten())
     return arch.serial(*layers, arch.Dense(out_dim, sigma_w=readout_sigma_w))
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 def _per_output_ntk(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor, n_out: int) -> torch.Tensor:
@@ -223,7 +219,7 @@ class ScalingStudy(Study):
             "message": res.message,
             "n_params": int(train.trainable_vector(net).numel()),
             "n_test_used": nt,
-            "train_loss_net": _finite(res.final_train_loss),
+            "train_loss_net": finite_or_none(res.final_train_loss),
             "train_loss_pre": None,
             "ntk_skipped": ntk_skipped,
         }
@@ -236,7 +232,7 @@ class ScalingStudy(Study):
                 "batch_size": None if tc.batch_size is None else min(tc.batch_size, p.pretrain_m),
             }
             res_pre = train.fit(pre, x_pre, y_pre, **pre_args)
-            m["train_loss_pre"] = _finite(res_pre.final_train_loss)
+            m["train_loss_pre"] = finite_or_none(res_pre.final_train_loss)
             if not res_pre.diverged:
                 outputs["entk_m"], infos["entk_m"] = kernel_regression(
                     _per_output_ntk(pre, x_all, x, n_out), n, y, p.ridge
@@ -252,5 +248,5 @@ class ScalingStudy(Study):
         for kernel in KERNELS:
             info = infos[kernel]
             m[f"solver_{kernel}"] = info.solver if info is not None else None
-            m[f"cond_{kernel}"] = _finite(info.condition_number) if info is not None else None
+            m[f"cond_{kernel}"] = finite_or_none(info.condition_number) if info is not None else None
         return RunOutput(metrics=m)
