@@ -380,3 +380,42 @@ def test_report_comparison_and_verdict_rules(tmp_path):
     assert judge([]) == "inconclusive"
     section = BanditStudy().report([], tmp_path)
     assert section.verdict == "inconclusive"
+
+
+# ---------------------------------------------------------------- positive control: a linear bandit
+def _linear_config(agent: str, seed: int, **params) -> RunConfig:
+    return _config(agent, seed, width=16, **{"env": "linear", "rounds": 160, "nu": None, "dim": 5, **params})
+
+
+def test_linear_bandit_meets_the_norm_bound_of_the_ntk_rule():
+    """||theta*|| = S / (2 sqrt(dim)), and the mean reward is linear in the arm features."""
+    from tangentlab.studies.bandit import BanditParams, linear_theta_norm, make_env
+
+    cfg = _linear_config("neural_ucb", 3, norm_bound=2.0, noise_std=0.1)
+    p = BanditParams.model_validate(cfg.params)
+    env = make_env(p, cfg)
+    theta = torch.linalg.lstsq(env.contexts.reshape(-1, 5), env.means.reshape(-1, 1)).solution[:, 0]
+    assert float(theta.norm()) == pytest.approx(linear_theta_norm(p), rel=1e-10)
+    assert linear_theta_norm(p) == pytest.approx(2.0 / (2 * math.sqrt(5)))
+    assert torch.allclose(env.contexts @ theta, env.means, atol=1e-12)
+
+
+def test_positive_control_says_match_on_the_linear_bandit_and_no_when_built_to_fail(tmp_path):
+    """NeuralUCB with the NTK rule at nu = noise std on a linear bandit (Thm. 4.1 holds): sublinear regret,
+    "match". The same test on NeuralUCB exploring 300x too much (nu = 30: near-uniform pulls) says "no match"."""
+    rows = {}
+    for nu in (None, 30.0):
+        rows[nu] = []
+        for seed in (0, 1):
+            cfg = _linear_config("neural_ucb", seed, noise_std=0.1, nu=nu)
+            rows[nu].append(_row(cfg, BanditStudy().run(cfg), tmp_path, f"lin{nu}{seed}"))
+    section = BanditStudy().report(rows[None], tmp_path / "good")
+    control = section.to_dict()["numbers"]["positive_control"]  # findings.json
+    assert control["verdict"] == "match", control
+    ratio = np.mean([r.metrics["growth_ratio"] for r in rows[None]])
+    assert control["measured"][0]["growth_ratio"] == pytest.approx(ratio) and ratio < 1.7
+    assert section.verdict == "inconclusive"  # the control bandit is kept out of the verdict
+    assert any(f.startswith("Positive control (a linear bandit") for f in section.findings)
+    bad = BanditStudy().report(rows[30.0], tmp_path / "bad")
+    bad_control = bad.to_dict()["numbers"]["positive_control"]
+    assert bad_control["verdict"] == "no match" and bad_control["measured"][0]["growth_ratio"] >= 1.7

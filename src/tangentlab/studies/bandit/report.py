@@ -12,6 +12,14 @@ pairs and the TS pairs are also judged apart (the
 "halves"; with nu at the noise std NeuralUCB can match its twin while Neural TS does not). Verdict: ``supported`` if at least half of the pairs are better
 and none worse, ``not supported`` if at least half are worse and none better, ``mixed`` otherwise;
 ``inconclusive`` without pairs.
+
+Positive control (the ``linear`` bandit, kept out of the verdict): a reward linear in the arm features with
+``||h||_H <= S`` in the NTK's RKHS and Gaussian noise of std ``nu``, so every assumption of Zhou et al.'s Thm. 4.1
+holds and the NTK rule is a valid confidence width. The theory then guarantees sublinear regret: the control
+*matches* when every NTK-rule agent's regret growth ``R(T) / R(T/2)`` (mean over seeds) is below
+``GROWTH_SUBLINEAR`` (:func:`regret_growth`; ``sqrt 2`` for ``sqrt T``, 2 for linear regret). The same test on
+epsilon-greedy (a fixed exploration rate: linear regret) is printed beside it, and so is the claim's own comparison
+with the evidence twins on that bandit.
 """
 
 from __future__ import annotations
@@ -42,6 +50,89 @@ AGENT_LABELS: dict[str, str] = {
 PAIRS: tuple[tuple[str, str], ...] = (("neural_ucb", "ucb_evidence"), ("neural_ts", "ts_evidence"))
 STYLES: dict[str, str] = {"neural_ucb": "-", "neural_ts": "-", "ntk_gp_ucb": ":", "eps_greedy": "--"}
 Group = tuple[str, int, float]  # (bandit name, width, the NTK rule's nu)
+CONTROL_ENV = "linear"
+GROWTH_SUBLINEAR = 1.7  # R(T)/R(T/2) below this: regret grows at most like T^0.77 (sqrt T: 1.41, linear: 2)
+
+
+def regret_growth(ratio: float) -> str:
+    """``"sublinear"`` when ``R(T) / R(T/2) < GROWTH_SUBLINEAR``, else ``"linear"`` (the positive control's test)."""
+    return "sublinear" if ratio < GROWTH_SUBLINEAR else "linear"
+
+
+def positive_control(
+    groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]],
+) -> tuple[dict[str, Any], list[str]]:
+    """findings.json entry and findings of the linear-bandit control (module docstring)."""
+    measured: list[dict[str, Any]] = []
+    twins: list[dict[str, Any]] = []
+    lines: list[str] = []
+    for g in sorted(k for k in groups if k[0] == CONTROL_ENV):
+        by_agent = groups[g]
+        for agent in ("neural_ucb", "neural_ts", "eps_greedy"):
+            ratio = _mean_metric(by_agent.get(agent, []), "growth_ratio")
+            if ratio is None:
+                continue
+            finals = list(_final(by_agent[agent]).values())
+            measured.append(
+                {
+                    "width": g[1],
+                    "nu": g[2],
+                    "agent": agent,
+                    "growth_ratio": ratio,
+                    "growth": regret_growth(ratio),
+                    "final_regret": float(np.mean(finals)) if finals else None,
+                    "seeds": len(finals),
+                }
+            )
+        here: list[dict[str, Any]] = []
+        for base, twin in PAIRS:
+            res = (
+                compare_regret(by_agent[base], by_agent[twin])
+                if base in by_agent and twin in by_agent
+                else None
+            )
+            if res is not None:
+                here.append(
+                    {"width": g[1], "nu": g[2], "ntk_rule": base, "outcome": res[0]}
+                    | {"difference": res[1], "stderr": res[2], "seeds": res[3]}
+                )
+        if here:
+            lines.append(
+                f"Control bandit, width {g[1]}, ν={g[2]:g}: the claim's own comparison — "
+                + "; ".join(
+                    f"{_label(t['ntk_rule'])}: the evidence twin is {t['outcome']} ({t['difference']:+.1f}"
+                    + (f" ± {t['stderr']:.1f}" if math.isfinite(t["stderr"]) else "")
+                    + f" over {t['seeds']} seed(s))"
+                    for t in here
+                )
+                + "."
+            )
+        twins += here
+    ntk = [m for m in measured if m["agent"] != "eps_greedy"]
+    eps = [m for m in measured if m["agent"] == "eps_greedy"]
+    verdict = (
+        "not run" if not ntk else ("match" if all(m["growth"] == "sublinear" for m in ntk) else "no match")
+    )
+    entry: dict[str, Any] = {
+        "setting": "linear bandit: mean reward θ*ᵀx with ||θ*|| = S/(2√dim), so ||h|| ≤ S in the NTK's RKHS; "
+        "Gaussian noise of std ν (Zhou et al.'s Thm. 4.1 holds)",
+        "expected": f"sublinear regret of the NTK-rule agents: R(T)/R(T/2) < {GROWTH_SUBLINEAR:g}",
+        "measured": ntk,
+        "verdict": verdict,
+        "eps_greedy": eps,
+        "twin_comparisons": twins,
+    }
+    if ntk:
+        text = ", ".join(f"{_label(m['agent'])} (width {m['width']}) {m['growth_ratio']:.2f}" for m in ntk)
+        eps_text = ", ".join(f"width {m['width']} {m['growth_ratio']:.2f} ({m['growth']})" for m in eps)
+        lines.insert(
+            0,
+            "Positive control (a linear bandit where Zhou et al.'s Thm. 4.1 holds: it guarantees sublinear regret): "
+            f"{verdict} — regret growth R(T)/R(T/2) {text} (sublinear below {GROWTH_SUBLINEAR:g})"
+            + (f"; the same test on ε-greedy: {eps_text}" if eps else "")
+            + ".",
+        )
+    return entry, lines
 
 
 def _agent(row: ResultRow[BanditParams]) -> str:
@@ -217,12 +308,14 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
     groups: dict[Group, dict[str, list[ResultRow[BanditParams]]]] = defaultdict(lambda: defaultdict(list))
     for r in runs.completed:
         groups[_group(r)][_agent(r)].append(r)
+    control_entry, control_lines = positive_control(groups)
+    png = figures_dir / "bandit_regret_vs_rounds.png"
+    _plot(groups, png)  # the control bandit's panels included
+    groups = {g: a for g, a in groups.items() if g[0] != CONTROL_ENV}
     with_nu = len({g[2] for g in groups}) > 1
     # A nu sweep is reported in full; the verdict is judged at the theory's nu, the reward noise std (issue 17).
     noise = {float(v) for r in runs.completed if isinstance(v := r.params.noise_std, int | float)}
     judged_nu = next(iter(noise)) if len(noise) == 1 and any(g[2] in noise for g in groups) else None
-    png = figures_dir / "bandit_regret_vs_rounds.png"
-    _plot(groups, png)
 
     findings: list[str] = []
     outcomes: list[str] = []
@@ -330,7 +423,7 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
     return StudySection(
         **section_header(study),
         verdict=verdict,
-        findings=(head, *half_lines, *comparisons, *findings),
+        findings=(head, *control_lines, *half_lines, *comparisons, *findings),
         figures=(png,),
         tables=(table,),
         settings=_settings(runs.completed, runs.summary()),
@@ -348,6 +441,8 @@ def section(study: Study, rows: list[ResultRow[BanditParams]], figures_dir: Path
             "nu": sorted(
                 {float(nu_v) for r in runs.completed if isinstance(nu_v := r.metrics.get("nu"), int | float)}
             ),
+            "positive_control": control_entry,
+            "growth_sublinear": GROWTH_SUBLINEAR,
         },
         runs=tuple(r.run_id for r in runs.completed),
     )
