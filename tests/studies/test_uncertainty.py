@@ -218,7 +218,7 @@ def test_positive_control_matches_on_prior_targets_and_fails_when_built_to(tmp_p
     assert "1 seed(s) — fewer than 3" in section.findings[0]
     # built to fail: an over-confident predictive (coverage 0.6), and one whose NLL is far above the best
     for i, bad in enumerate(
-        ({"prior_nngp_cov90": 0.6}, {"prior_nngp_nll_gap": 0.5, "prior_nngp_nll_gap_se": 0.05})
+        ({"prior_nngp_cov90": 0.6}, {"prior_nngp_nll_gap": 0.5, "prior_nngp_nll_gap_se": 0.01})
     ):
         wrong = ResultRow(run_id="w", config=config, status="done", metrics={**m, **bad})
         again = UncertaintyStudy().report([wrong], tmp_path / f"b{i}")

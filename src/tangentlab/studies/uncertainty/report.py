@@ -9,8 +9,9 @@ otherwise; ``inconclusive`` without any cell holding all three methods.
 Positive control (:func:`positive_control`, regression runs with ``prior_control``): the same methods scored on
 targets drawn from the NNGP prior of the run's own net (plus noise), where the NNGP posterior is the exact Bayesian
 predictive. It *matches* when in every such run the NNGP posterior's 90 % coverage is within two binomial standard
-errors of 0.9 and its test NLL is not above the best other method's by more than two standard errors of their
-paired per-point difference. The claim's own test (Laplace and ensemble both below the NTK-GP) on those targets is
+errors of 0.9 and its test NLL is not above the best other method's by more than ``max(NLL_TOLERANCE, 2 s.e.)``, the
+standard error of their paired per-point difference (one run is one draw of the function, which that standard error
+does not see: the Bayesian predictive is best in expectation over draws, not on every draw). The claim's own test (Laplace and ensemble both below the NTK-GP) on those targets is
 reported beside it.
 """
 
@@ -32,6 +33,7 @@ from tangentlab.studies._sections import header as section_header
 from tangentlab.studies.uncertainty import UncertaintyParams
 
 MAJORITY = 0.75
+NLL_TOLERANCE = 0.05  # nats per test point: the prior control's allowance for one function draw
 METHOD_NAMES: dict[str, str] = {
     "ntk_gp": "NTK-GP (t=∞)",
     "nngp": "NNGP posterior",
@@ -185,7 +187,7 @@ def _control_ok(m: Mapping[str, Any]) -> tuple[bool, bool] | None:
     assert isinstance(cov, int | float) and isinstance(n, int | float) and isinstance(gap, int | float)
     half = max(2 * math.sqrt(0.9 * 0.1 / n), 1 / n)
     se_v = float(se) if isinstance(se, int | float) else 0.0
-    return abs(float(cov) - 0.9) <= half, float(gap) <= 2 * se_v
+    return abs(float(cov) - 0.9) <= half, float(gap) <= max(NLL_TOLERANCE, 2 * se_v)
 
 
 def positive_control(rows: list[ResultRow[UncertaintyParams]]) -> tuple[dict[str, Any], str | None]:
@@ -229,7 +231,8 @@ def positive_control(rows: list[ResultRow[UncertaintyParams]]) -> tuple[dict[str
         "setting": "regression targets drawn from the NNGP prior of each run's own net (plus N(0, 0.1²) noise) at "
         "the same inputs; every method refitted on them",
         "expected": "the NNGP posterior is the exact Bayesian predictive: its 90 % coverage within 2 binomial s.e. "
-        "of 0.9 and its test NLL not above the best other method's by more than 2 paired s.e.",
+        f"of 0.9 and its test NLL not above the best other method's by more than max({NLL_TOLERANCE:g}, 2 paired "
+        "s.e.)",
         "measured": measured,
         "verdict": verdict,
         "claim_test_on_prior_targets": {
@@ -245,7 +248,8 @@ def positive_control(rows: list[ResultRow[UncertaintyParams]]) -> tuple[dict[str
         f"Positive control (targets drawn from the NNGP prior of the net itself, {len(measured)} regression run(s)): "
         f"{verdict} — NNGP posterior 90 % coverage {min(covs):.2f}–{max(covs):.2f} (nominal 0.90), its test NLL "
         f"minus the best other method's {min(gaps):+.3f} to {max(gaps):+.3f} "
-        f"({sum(x['nll_ok'] for x in measured)} of {len(measured)} within 2 paired s.e.); on these targets the "
+        f"({sum(x['nll_ok'] for x in measured)} of {len(measured)} within max({NLL_TOLERANCE:g}, 2 paired s.e.)); on "
+        "these targets the "
         f"claim's own test (Laplace and ensemble both below the NTK-GP) says yes in {len(claim_cells)} of "
         f"{len(measured)} — the NTK-GP at t = ∞ is not the Bayesian posterior even when the prior is right."
     )
