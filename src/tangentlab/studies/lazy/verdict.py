@@ -186,11 +186,15 @@ def activation_difference(fits: Fits) -> dict[str, Any] | None:
 
 def difference_sentence(d: dict[str, Any]) -> str:
     """The erf-vs-ReLU difference as one finding."""
-    resolved = "resolved" if d["distinguishable"] else "not resolved at these widths and seeds"
+    resolved = (
+        "resolved (more than 2 standard errors)"
+        if d["distinguishable"]
+        else "not resolved at these widths and seeds (within 2 standard errors)"
+    )
     dga = "within" if d["erf_within_dyer_gur_ari"] else "outside"
     return (
         f"erf vs ReLU (NTK parametrization, GD, relative eNTK change): slopes {d['erf']['slope']:+.2f} ± "
         f"{d['erf']['stderr']:.2f} (erf) and {d['relu']['slope']:+.2f} ± {d['relu']['stderr']:.2f} (ReLU); "
-        f"difference {d['difference_erf_minus_relu']:+.2f} ± {d['stderr']:.2f} — {resolved} (> 2 standard errors). "
+        f"difference {d['difference_erf_minus_relu']:+.2f} ± {d['stderr']:.2f} — {resolved}. "
         f"Expected: {d['expected']}; the erf slope is {dga} max({TOLERANCE:g}, 2·stderr) of −1."
     )
