@@ -28,6 +28,7 @@ def test_the_builtin_studies_are_registered():
         "uncertainty",
         "bandit",
         "continual",
+        "ensemble",
     }
 
 
