@@ -29,6 +29,7 @@ def test_the_builtin_studies_are_registered():
         "bandit",
         "continual",
         "ensemble",
+        "ntk_update",
     }
 
 
