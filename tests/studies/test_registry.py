@@ -30,6 +30,7 @@ def test_the_builtin_studies_are_registered():
         "continual",
         "ensemble",
         "ntk_update",
+        "alt_kernels",
     }
 
 
