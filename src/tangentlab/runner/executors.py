@@ -174,6 +174,8 @@ def execute(
         raise ValueError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
+    if not runs:  # nothing to compute: do not start (or connect to) anything
+        return iter(())
     if executor == "ray":
         return _execute_ray(
             study, runs, workers=workers, address=address, device=device, gpus_per_run=gpus_per_run
