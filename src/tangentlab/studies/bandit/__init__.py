@@ -174,6 +174,8 @@ class BanditStudy(Study):
         "tuning of a linearized Laplace model reach lower cumulative regret (Wenger et al. 2023, Sec. 5)."
     )
     Params: ClassVar[type[BaseModel]] = BanditParams
+    # one small net retrained round by round, one context at a time: launch overhead would dominate on a GPU
+    cpu_only: ClassVar[bool] = True
     default_model: ClassVar[dict[str, Any] | None] = {
         "layer": "Serial",
         "layers": [{"layer": "Dense", "width": 64}, {"layer": "ReLU"}, {"layer": "Dense", "width": 1}],

@@ -153,7 +153,6 @@ class _Setup:
     nngp: torch.Tensor
     ntk: torch.Tensor
     grid: bool
-    device: str
 
 
 def _fit_and_score(
@@ -185,7 +184,7 @@ def _fit_and_score(
     for k in range(p.ensemble_size):
         seed = 1000 * s.config.seed + k
         net = s.net_desc.build(
-            ds.input_shape, parametrization=p.parametrization, seed=seed, dtype=torch.float64, device=s.device
+            ds.input_shape, parametrization=p.parametrization, seed=seed, dtype=torch.float64
         )
         if k == 0:
             init = {name: q.detach().clone() for name, q in net.named_parameters()}
@@ -267,6 +266,8 @@ class UncertaintyStudy(Study):
         "the NTK-GP (Lee et al. 2019) is a different experiment."
     )
     Params: ClassVar[type[BaseModel]] = UncertaintyParams
+    # its Laplace, GP and calibration steps run on the CPU; the nets are small
+    cpu_only: ClassVar[bool] = True
     default_model: ClassVar[dict[str, Any] | None] = {
         "layer": "Serial",
         "layers": [
@@ -322,7 +323,7 @@ class UncertaintyStudy(Study):
         net_desc = arch.from_dict(description)
         kern = net_desc.kernel(x_all, parametrization=p.parametrization)
         nngp, ntk = kern.nngp.to(torch.float64), kern.ntk.to(torch.float64)
-        setup = _Setup(p, config, ds, net_desc, x_all, bounds, nngp, ntk, bool(extra), device)
+        setup = _Setup(p, config, ds, net_desc, x_all, bounds, nngp, ntk, bool(extra))
         targets = None if is_class else torch.cat([y, yv, yt, ys])
         m, artifacts = _fit_and_score(setup, x, y, xv, yv, yt, ys)
         if m.get("status") == "diverged":
