@@ -337,7 +337,11 @@ def test_report_on_real_rows_writes_figure_and_table(tmp_path):
     mean = numbers["final_regret"][f"{rows[0].metrics['env_name']}/8/1/neural_ucb"]["mean"]
     assert mean == pytest.approx(finals["neural_ucb"])
     assert {c["outcome"] for c in numbers["comparisons"]} <= {"better", "worse", "tied"}
-    assert section.findings[1] == (
+    assert section.findings[1].startswith("As tested here: each NTK-rule agent") and section.findings[
+        1
+    ].endswith("Seeds per setting: 2 — fewer than 3: intervals over seeds are rough or absent.")
+    assert section.to_dict()["numbers"]["seeds_per_setting"] == 2
+    assert section.findings[2] == (
         f"NeuralUCB half: {judge(outcomes)} — the evidence twin is better in {outcomes.count('better')}, worse "
         f"in {outcomes.count('worse')}, tied in {outcomes.count('tied')} of {len(outcomes)}."
     )
@@ -358,7 +362,7 @@ def test_nu_sweep_is_reported_per_nu_and_judged_at_the_noise_std(tmp_path):
     assert ", width 8, ν=1: NeuralUCB (evidence) vs NeuralUCB (NTK rule)" in text
     comparisons = section.to_dict()["numbers"]["comparisons"]
     assert sorted(c["nu"] for c in comparisons) == [0.1, 1.0]
-    assert [h.endswith("of 1.") for h in section.findings[1:2]] == [True]  # the half counts only nu = 0.1
+    assert [h.endswith("of 1.") for h in section.findings[2:3]] == [True]  # the half counts only nu = 0.1
 
 
 def test_report_comparison_and_verdict_rules(tmp_path):

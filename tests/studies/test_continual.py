@@ -391,7 +391,9 @@ def test_positive_control_matches_the_closed_form_on_split_tasks_and_fails_when_
     assert m["width"] == 1024 and m["seeds"] == 3 and m["forgetting_ntk"] == 0.0
     net = [r.metrics["forgetting_net"] for r in rows if r.config.params["width"] == 1024]
     assert m["forgetting_net"] == pytest.approx(float(np.mean(net)))
-    assert section.findings[1].startswith("Positive control (a head per task")
+    assert section.findings[1].startswith("As tested here: average forgetting of the net")
+    assert section.findings[1].endswith("Seeds per setting: 3.")
+    assert section.findings[2].startswith("Positive control (a head per task")
     forgetful = [
         ResultRow(r.run_id, r.config, "done", {**r.metrics, "forgetting_net": 0.1 + 0.01 * r.config.seed})
         for r in rows

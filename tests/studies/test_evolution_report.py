@@ -116,7 +116,7 @@ def _control_rows(tmp_path: Path) -> list[ResultRow]:
 
 
 def test_positive_control_says_match_on_the_lazy_net_and_moves_on_the_adam_net(tmp_path):
-    from tangentlab.studies.evolution.report import FROZEN_DISTANCE, kernel_state
+    from tangentlab.studies.evolution.control import FROZEN_DISTANCE, kernel_state
 
     lazy, moving = _control_rows(tmp_path)
     assert lazy.metrics["optimizer"] == "gd" and lazy.metrics["width"] == 1024
@@ -131,6 +131,10 @@ def test_positive_control_says_match_on_the_lazy_net_and_moves_on_the_adam_net(t
     # the same test on the run built to move says so: it is not a constant
     assert (control["study_runs_frozen"], control["study_runs"]) == (0, 1)
     assert any(f.startswith("Positive control (wide NTK-parametrized MLP") for f in result.findings)
+    assert result.findings[1].startswith("As tested here: (1) in each deep-MLP group")
+    assert result.findings[1].endswith(
+        "Seeds per setting: 1 — fewer than 3: intervals over seeds are rough or absent."
+    )
     # the control is not one of the study's settings: it stays out of the three claims
     assert all(not k.endswith("/lazy_control/2") for k in result.to_dict()["numbers"]["settings"])
     # a control run whose kernel turned far says "no match"
@@ -145,7 +149,7 @@ def test_positive_control_says_match_on_the_lazy_net_and_moves_on_the_adam_net(t
 
 
 def test_after_kernel_gain_within_two_binomial_standard_errors_is_not_a_gain():
-    from tangentlab.studies.evolution.report import accuracy_margin
+    from tangentlab.studies.evolution.control import accuracy_margin
 
     assert accuracy_margin(0.5, 200) == pytest.approx(2 * math.sqrt(0.25 / 200))
     assert accuracy_margin(1.0, 200) == pytest.approx(1 / 200)  # floor: one test example

@@ -214,7 +214,11 @@ def test_positive_control_matches_on_prior_targets_and_fails_when_built_to(tmp_p
     assert entry["verdict"] == "match", entry
     (measured,) = entry["measured"]
     assert measured["nngp_cov90"] == m["prior_nngp_cov90"] and abs(measured["nngp_cov90"] - 0.9) < 0.1
-    assert section.findings[1].startswith("Positive control (targets drawn from the NNGP prior")
+    assert (
+        section.findings[1].startswith("As tested here:")
+        and "Deviations from the paper: an extension" in (section.findings[1])
+    )
+    assert section.findings[2].startswith("Positive control (targets drawn from the NNGP prior")
     assert "1 seed(s) — fewer than 3" in section.findings[0]
     # built to fail: an over-confident predictive (coverage 0.6), and one whose NLL is far above the best
     for i, bad in enumerate(

@@ -103,3 +103,13 @@ def needs_mse(loss: str, study: str, why: str) -> None:
     """Raise ValueError unless ``train.loss`` is ``"mse"``, the loss the study's kernel theory is stated for (``why``)."""
     if loss != "mse":
         raise ValueError(f"train.loss: the {study} study needs 'mse' ({why}), got {loss!r}")
+
+
+def scope_line(operationalised: str, deviations: str, seeds: int) -> str:
+    """The finding that states how a verdict's claim is tested here: the claim as operationalised, the deviations
+    from the paper's setup, and the seeds behind it (with fewer than 3, said next to it)."""
+    few = " — fewer than 3: intervals over seeds are rough or absent" if seeds < 3 else ""
+    return (
+        f"As tested here: {operationalised} Deviations from the paper: {deviations} "
+        f"Seeds per setting: {seeds}{few}."
+    )
