@@ -83,7 +83,8 @@ class EvolutionParams(BaseModel):
     """Parameters of the ``evolution`` study.
 
     Attributes:
-        model_kind: ``"mlp"``, ``"cnn"`` or ``"deep_mlp"`` (see the module docstring).
+        model_kind: ``"mlp"``, ``"cnn"``, ``"deep_mlp"`` or ``"lazy_control"`` (the positive control; see the module
+            docstring).
         sigma_w2: weight variance ``sigma_w^2`` of every layer (ReLU phases: < 2 ordered, 2 edge of chaos, > 2
             chaotic).
         width: hidden units of both MLPs.
