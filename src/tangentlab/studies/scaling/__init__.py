@@ -25,8 +25,8 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
    parameters is its own eNTK (constant in training: eNTK at init = after m samples = infinite NTK), so trained to
    its optimum it *is* kernel regression with that kernel, and the report's comparison must find the net's exponent
    indistinguishable from the kernel's. It is trained to its least-squares optimum by one undamped Gauss-Newton
-   step (``trained_by: gauss_newton``; where GD converges, without its optimization error; ``config.train`` is not
-   used for it); ``sigma_w = sqrt(2)`` on hidden layers, ``readout_sigma_w`` (default 0.1) on the readout, no bias
+   step (:func:`least_squares_step`; ``trained_by: gauss_newton``; where GD converges, without its optimization
+   error; ``config.train`` is not used for it); ``sigma_w = sqrt(2)`` on hidden layers, ``readout_sigma_w`` (default 0.1) on the readout, no bias
    noise; built in float64 under ``params.parametrization`` (default ``"standard"``, as nets are trained in
    practice; the infinite NTK is then the Gaussian recursion at the built widths) with the run's seed.
 3. Four predictors, each scored by test MSE ``(1/n_test) sum_i ||f(x_i) - y_i||^2`` and test error
@@ -147,18 +147,41 @@ def _train(
 ) -> tuple[bool, str, float]:
     """Train ``net`` in place: ``(diverged, message, final training loss (1/(2n)) ||f - y||^2)``.
 
-    A linear model (the positive control) is trained to its least-squares optimum by one undamped Gauss-Newton
-    step (exact for a model linear in its parameters; a pseudo-inverse when the Gram is singular) — where gradient
-    descent converges, without its optimization error; every other net by :func:`tangentlab.train.fit`.
+    Every net but the linear model is trained by :func:`tangentlab.train.fit`. The linear model (the positive
+    control) is moved to its least-squares optimum by one undamped Gauss-Newton step ``theta += J^T G^+ (y - f)``
+    (:func:`least_squares_step`) — where gradient descent converges, without its optimization error.
     """
-    if not linear:
+    if linear:
+        least_squares_step(net, x, y)
+    else:
         res = train.fit(net, x, y, **fit_args)
-        return res.diverged, res.message, res.final_train_loss
-    train.gauss_newton_step(net, x, y, damping=0.0)
+        if res.diverged:
+            return True, res.message, res.final_train_loss
     with torch.no_grad():
         loss = 0.5 * float(((net(x).reshape(y.shape) - y) ** 2).sum()) / x.shape[0]
     ok = math.isfinite(loss)
-    return not ok, "least squares by one Gauss-Newton step" if ok else "non-finite loss", loss
+    message = (
+        ("least squares by one Gauss-Newton step" if linear else res.message) if ok else "non-finite loss"
+    )
+    return not ok, message, loss
+
+
+def least_squares_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One undamped Gauss-Newton step on MSE for a model linear in its parameters with i.i.d. outputs (a linear
+    readout): ``theta += J^T alpha``, ``alpha = K^+ (y - f)`` per output column, with ``K`` the per-output eNTK (trace
+    eNTK / O; the full eNTK is ``K (x) I_O``) and ``K^+`` its pseudo-inverse (eigenvalues below ``n eps lambda_max``
+    dropped). ``J^T alpha`` is one vector-Jacobian product, so neither ``J`` nor the ``(nO)^2`` Gram is formed. For
+    such a model the step lands on the least-squares optimum nearest ``theta`` (the limit of gradient descent)."""
+    with torch.no_grad():
+        f = net(x)
+    n_out = f[0].numel()
+    k = empirical_ntk(net, x, outputs="trace").to(f.dtype) / n_out
+    alpha = torch.linalg.pinv(k, hermitian=True) @ (y.reshape(f.shape) - f).reshape(x.shape[0], -1)
+    params = [q for q in net.parameters() if q.requires_grad]
+    grads = torch.autograd.grad((net(x).reshape(alpha.shape) * alpha).sum(), params)
+    with torch.no_grad():
+        for q, g in zip(params, grads, strict=True):
+            q.add_(g)
 
 
 @register
