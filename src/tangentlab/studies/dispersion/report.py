@@ -347,6 +347,11 @@ def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: 
     )
     c = done[0].config
     settings = (
+        "As tested here (deviations from the papers): Hanin & Nica's exp(5β) as the slope of log E[K²]/E[K]² in β "
+        f"lying in {HN_BAND} (β ≤ 0.375, at most a few thousand inits a point); Seleznova & Kutyniok's phase claim "
+        f"as the depth exponent of the standard-parametrization kernel's log dispersion exceeding {GROWTH_MIN} "
+        "outside the ordered phase and not inside it, on ReLU; their code uses width 100, up to 49 hidden layers "
+        "and 500 inits.",
         f"{len(done)} runs; widths {sorted(set(widths))}; n_inits per run {done[0].params.n_inits}; "
         f"input_dim {done[0].params.input_dim}, input_norm {done[0].params.input_norm}.",
         f"Trainability: GD for {c.train.steps} steps on {c.data.name} (n_train={c.data.n_train}), "
