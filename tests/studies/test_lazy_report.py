@@ -78,7 +78,9 @@ def test_report_fits_known_slopes_and_writes_figures(tmp_path):
     for fig in section.figures:
         assert fig.is_file() and fig.stat().st_size > 1000
     text = " ".join(section.findings)
-    ntk_line = next(f for f in section.findings if f.startswith("ReLU, NTK parametrization, GD: relative eNTK"))
+    ntk_line = next(
+        f for f in section.findings if f.startswith("ReLU, NTK parametrization, GD: relative eNTK")
+    )
     slope = float(ntk_line.split("width^")[1].split()[0])
     assert slope == pytest.approx(-0.5, abs=0.05)
     assert "at the rate of Lee et al. 2019's bound width^(−1/2): within the bound" in ntk_line
@@ -153,7 +155,9 @@ def test_numbers_are_data_for_findings_json(tmp_path):
     slope = ntk["slopes"]["rel_ntk_change"]
     assert slope["slope"] == pytest.approx(-0.83, abs=0.05) and slope["within_bound"] is True
     lo, hi = slope["ci95"]
-    assert lo < slope["slope"] < hi and hi - lo == pytest.approx(2 * 2.4469 * slope["stderr"], rel=1e-3)  # t(0.975, 8 - 2)
+    assert lo < slope["slope"] < hi and hi - lo == pytest.approx(
+        2 * 2.4469 * slope["stderr"], rel=1e-3
+    )  # t(0.975, 8 - 2)
     # the sentence quotes the same number
     assert f"width^{slope['slope']:.2f} ± {slope['stderr']:.2f}" in " ".join(section.findings)
 

@@ -36,8 +36,9 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
       written; MSE; a ``batch_size`` larger than the training set means full batch).
    b. ``entk0``: kernel regression ``f(x) = Theta_{xX} (Theta_{XX} + r I)^{-1} Y`` with the per-output eNTK of the
       same net at init (trace eNTK / number of outputs; :func:`tangentlab.empirical_ntk`).
-   c. ``ntk``: the same with the infinite-width NTK of the description (``arch ... .kernel(...).ntk``); skipped
-      (null) for a CNN on inputs with more than ``ntk_max_positions`` positions.
+   c. ``ntk``: the same with the infinite-width NTK of the description (``arch ... .kernel(...).ntk``; the CNN's
+      Flatten readout needs only the position diagonal of its covariances, so MNIST's 784 positions are in reach);
+      skipped (null) only for a CNN on inputs with more than ``ntk_max_positions`` positions when that is set.
    d. ``entk_m``: the same with the eNTK of a second net (same architecture, seed ``seed + 1``) trained with
       ``config.train`` on the first ``pretrain_m`` examples of the pool (Vyas et al.'s "eNTK after training on m
       samples"); null when ``pretrain_m = 0``.
@@ -88,8 +89,8 @@ class ScalingParams(BaseModel):
             ``readout_sigma_w^2``, which kernel regression (with a relative ridge) does not see.
         ridge: kernel-regression ridge as a fraction of the mean diagonal of the training kernel.
         ntk_max_positions: skip the infinite NTK of the CNN (metrics null, ``ntk_skipped`` true) when its input has
-            more spatial positions than this: its kernel carries (n, n, P, P) covariances, out of reach for
-            MNIST's 784 pixels on a CPU. None never skips.
+            more spatial positions than this. None (the default) never skips: the kernel carries only (n, n, P)
+            position diagonals through the convolutions (:class:`tangentlab.arch.Flatten` readout).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -104,7 +105,7 @@ class ScalingParams(BaseModel):
     parametrization: Literal["ntk", "standard", "mup"] = "standard"
     readout_sigma_w: PositiveFloat = 0.1
     ridge: float = Field(default=1e-6, ge=0)
-    ntk_max_positions: PositiveInt | None = 256
+    ntk_max_positions: PositiveInt | None = None
 
 
 def build_description(
