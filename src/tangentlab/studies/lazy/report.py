@@ -186,7 +186,7 @@ def _finding(setting: Setting, metric: str, fit: PowerLawFit) -> str:
         if metric == "rel_ntk_change":
             text += (
                 " Dyer & Gur-Ari 2020 (arXiv 1909.11304) predict that the NTK moves by O(1/width) for smooth"
-                " activations (slope −1); for ReLU a slope near −3/4 has been measured out to width 65,536."
+                " activations (slope −1); for ReLU a slope near −3/4 was measured out to width 65,536 outside this project."
             )
         return text
     if abs(fit.slope) <= TOLERANCE:
