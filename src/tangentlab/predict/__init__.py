@@ -9,6 +9,8 @@ Public surface:
   :func:`laplace_evidence`, :func:`function_space_evidence`, :func:`maximize_evidence` — its evidence pieces, also
   usable to tune a GP's amplitude and noise.
 * :class:`KernelRegressor` — fit/predict kernel ridge regression on precomputed kernels.
+* :class:`StationaryRegressor` — kernel ridge regression with an RBF or Laplace kernel on raw inputs, bandwidth by
+  the median heuristic or by validation (the "alternative kernels" beside NTK and NNGP).
 * :func:`solve_psd`, :class:`SolveInfo`, :class:`GaussianPrediction` — the solver and its records.
 
 All computation is float64; the loss convention is ``L = (1/(2n)) sum_i ||f(x_i) - y_i||^2``.
@@ -24,6 +26,7 @@ from tangentlab.predict.laplace import (
 )
 from tangentlab.predict.regressor import KernelRegressor, NotFittedError
 from tangentlab.predict.solve import JITTER_LADDER, PSD_TOL, SolveInfo, solve_psd
+from tangentlab.predict.stationary import StationaryRegressor
 
 __all__ = [
     "JITTER_LADDER",
@@ -33,6 +36,7 @@ __all__ = [
     "LinearizedLaplace",
     "NotFittedError",
     "SolveInfo",
+    "StationaryRegressor",
     "function_space_evidence",
     "gp_inference",
     "gradient_descent_mse",
