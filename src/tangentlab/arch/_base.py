@@ -385,6 +385,18 @@ def kernel(
         nngp[i : i + block, j : j + block] = out.nngp
         ntk[i : i + block, j : j + block] = out.ntk
 
+    if diagonal and x2 is None and n1 > 1 and n1 * (n1 + 1) // 2 <= block * block:
+        # x1 against itself within one block's capacity: only the n1 (n1 + 1) / 2 pairs i <= j, packed
+        first, second = torch.triu_indices(n1, n1, device=a.device)
+        state = input_state(a, None, diagonal=True)
+        state = state.replace(
+            nngp=state.nngp[first, second], ntk=state.ntk[first, second], pairs=(first, second)
+        )
+        out = net.kernel_map(state, in_shape, Context(parametrization, n_weights, positions=positions))
+        for full, packed in ((nngp, out.nngp), (ntk, out.ntk)):
+            full[first, second] = packed
+            full[second, first] = packed
+        return Kernel(nngp=nngp, ntk=ntk)
     tasks = [
         (i, j)
         for i in range(0, n1, block)
