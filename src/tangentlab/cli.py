@@ -30,6 +30,7 @@ from tangentlab.runner import (
     ResultStore,
     StoredRun,
     StoreError,
+    check_device,
     load_sweep,
     run_sweep,
 )
@@ -140,11 +141,19 @@ def run(
         int, typer.Option(min=1, help="Parallel runs (processes, or a local Ray's CPUs).")
     ] = 1,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed runs again.")] = False,
-    device: Annotated[str, typer.Option(help="Torch device passed to every run.")] = "cpu",
+    device: Annotated[
+        str, typer.Option(help="Torch device of every run (CPU-only studies run on, and record, cpu).")
+    ] = "cpu",
+    gpus_per_run: Annotated[
+        float | None,
+        typer.Option(
+            help="With --executor ray and a cuda device: GPUs per run (a fraction packs runs on a GPU)."
+        ),
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Run a sweep (resumable: runs already done are skipped)."""
-    _check_device(device)
+    _check_device(device, local=not (executor is Executor.ray and address))
     with tempfile.TemporaryDirectory(prefix="tangentlab-config-") as scratch:
         try:
             sweep, study, runs = load_sweep(resolve_config(config, Path(scratch)), studies.get_study)
@@ -166,8 +175,9 @@ def run(
             progress=progress and not QUIET["on"],
             sweep=sweep.model_dump(mode="json"),
             source=str(config),
+            gpus_per_run=gpus_per_run,
         )
-    except (ImportError, FolderInUseError, StoreError) as err:
+    except (ImportError, FolderInUseError, StoreError, ValueError) as err:  # ValueError: --gpus-per-run
         raise _fail(str(err)) from None
     except Interrupted as stop:
         typer.echo(
@@ -341,6 +351,7 @@ def audit(
         int | None,
         typer.Option(min=1, help="Torch CPU threads (default: torch's; 1 is fastest on a busy machine)."),
     ] = None,
+    device: Annotated[str, typer.Option(help="Torch device of the model and data (cpu, cuda, mps).")] = "cpu",
     progress: Annotated[bool, typer.Option(help="Show progress bars (stderr).")] = True,
 ) -> None:
     """Is your own model in the kernel regime? A verdict per criterion, as a table, JSON and an HTML page.
@@ -350,6 +361,7 @@ def audit(
     Exit code 2 (one line, no traceback): the factory cannot be imported, does not return an nn.Module, or does
     not fit the data; or a bad option or dataset.
     """
+    _check_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
     try:
@@ -379,6 +391,7 @@ def audit(
             dtype=getattr(torch, dtype.value),
             thresholds=thresholds,
             progress=progress and not QUIET["on"],
+            device=device,
         )
     except (ValueError, TypeError, ImportError, FileNotFoundError) as err:
         raise _fail(" ".join(str(err).split())) from None
@@ -394,24 +407,12 @@ def audit(
     _say(f"wrote {json_path} and {html_path}")
 
 
-def _check_device(device: str) -> None:
-    """Exit 2 before any work when ``--device`` names a device this machine does not have."""
-    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if torch.backends.mps.is_available():
-        available.append("mps")
+def _check_device(device: str, *, local: bool = True) -> None:
+    """Exit 2 before any work when ``--device`` is not a device (or, ``local``, not one this machine has)."""
     try:
-        parsed = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise _fail(
-            f"--device: {device!r} is not a torch device; available here: {', '.join(available)}"
-        ) from None
-    ok = parsed.type == "cpu" or (parsed.type == "mps" and "mps" in available)
-    if parsed.type == "cuda":
-        ok = torch.cuda.is_available() and (parsed.index or 0) < torch.cuda.device_count()
-    if not ok:
-        raise _fail(
-            f"--device: {device!r} is not available on this machine; available here: {', '.join(available)}"
-        )
+        check_device(device, local=local)
+    except ValueError as err:
+        raise _fail(str(err)) from None
 
 
 def _audit_command(factory: str, data: str, optimizer: str, steps: int, lr: float | None) -> str:

@@ -156,7 +156,12 @@ def test_npz_user_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "err", "match"),
     [
-        ("cifar10", {}, ValueError, r"name: expected one of \('digits', .*'npz:PATH'\), got 'cifar10'"),
+        (
+            "cifar10",
+            {},
+            ValueError,
+            r"name: expected 'cifar10:PATH' with a path after the colon, got 'cifar10'",
+        ),
         ("digits", {"shape": "grid"}, ValueError, r"shape: expected one of \('flat', 'image'\), got 'grid'"),
         ("digits", {"standardize": "minmax"}, ValueError, "standardize: expected one of"),
         ("digits", {"target": "soft"}, ValueError, "target: expected one of"),

@@ -98,6 +98,13 @@ def test_unavailable_device_is_refused_before_any_work(tmp_path):
     assert "--device: 'cuda:99' is not available on this machine; available here: cpu" in line
     _, result = _run(tmp_path, BASE, "--device", "warp-drive")
     assert "not a torch device" in _one_line_exit_2(result)
+    _, result = _run(tmp_path, BASE, "--executor", "ray", "--gpus-per-run", "1.5")
+    assert "--gpus-per-run: expected a fraction in (0, 1] or a whole number" in _one_line_exit_2(result)
+    result = runner.invoke(
+        app, ["audit", "tests.audit.models:tiny_mlp", "--data", "digits", "--device", "cuda:99"]
+    )
+    assert "--device: 'cuda:99' is not available on this machine" in _one_line_exit_2(result)
+    assert not (tmp_path / "out" / "results.sqlite").exists()
 
 
 def test_corrupt_store_says_what_to_do(tmp_path):

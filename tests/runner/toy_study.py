@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -22,6 +24,9 @@ class ToyParams(BaseModel):
     sleep: NonNegativeFloat = 0.0  # seconds to wait (to make a sweep slow enough to kill)
     fail: bool = False  # raise instead of returning
     fail_marker: str = ""  # raise while this file exists (a failure that a retry can fix)
+    log_dir: str = (
+        ""  # one file per execution here: width, seed, the parent's process group (a Ray worker: its node)
+    )
 
 
 class ToyStudy(Study):
@@ -37,6 +42,9 @@ class ToyStudy(Study):
         if p.fail or (p.fail_marker and Path(p.fail_marker).exists()):
             raise RuntimeError(f"toy failure requested (width={p.width})")
         time.sleep(p.sleep)
+        if p.log_dir:
+            name = f"w{p.width}-s{config.seed}-pid{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            (Path(p.log_dir) / name).write_text(str(os.getpgid(os.getppid())))  # a Ray worker: its raylet's
         rng = np.random.default_rng([config.seed, p.width])
         x = rng.standard_normal((32, p.width))
         y = x @ rng.standard_normal(p.width) + 0.1 * rng.standard_normal(32)

@@ -115,6 +115,7 @@ def audit(
     dtype: torch.dtype = torch.float64,
     thresholds: Thresholds | None = None,
     progress: bool = False,
+    device: str | torch.device = "cpu",
 ) -> AuditResult:
     """Audit whether a model trains in the kernel (lazy) regime, criterion by criterion.
 
@@ -146,6 +147,8 @@ def audit(
         dtype: floating dtype of the model and data (float64 by default: kernels are compared).
         thresholds: the criteria's thresholds (defaults in :class:`Thresholds`).
         progress: show tqdm bars on stderr.
+        device: where the model (moved there after the factory builds it) and the data compute; the recorded
+            kernels and outputs come back on the CPU.
 
     Returns:
         An :class:`AuditResult`.
@@ -171,8 +174,13 @@ def audit(
     if not callable(fn):
         raise FactoryError(f"factory: expected a callable or 'module:attr', got a {type(fn).__name__}")
 
+    try:
+        where = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device: expected a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+
     def build(s: int) -> nn.Module:
-        return call_factory(fn, s, name=name, dtype=dtype)
+        return call_factory(fn, s, name=name, dtype=dtype).to(where)
 
     model = build(seed)
     failures: list[str] = []
@@ -183,7 +191,8 @@ def audit(
             raise ValueError(
                 f"data: the audit regresses targets with MSE; got {ds.y_train.dtype} class indices"
             )
-        error = forward_error(model, ds.x_train[:2].to(dtype), ds.y_train[:2], name=name, data=data_name)
+        x2, y2 = ds.x_train[:2].to(device=where, dtype=dtype), ds.y_train[:2].to(where)
+        error = forward_error(model, x2, y2, name=name, data=data_name)
         if error is None:
             chosen = ds
             break
@@ -202,7 +211,7 @@ def audit(
         probe_size,
         tuple(seed + i for i in range(seeds)),
     )
-    x, y, xt, yt = (t.to(dtype) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
+    x, y, xt, yt = (t.to(device=where, dtype=dtype) for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
     classification = ds.task == "classification"
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     found, trained = measure(
@@ -227,6 +236,7 @@ def audit(
         "ntk_regression_kernel": found.kernel,
         "ntk_regression_solve": found.solve,
         "dtype": str(dtype).removeprefix("torch."),
+        "device": str(where),
         "n_params": n_params,
         "thresholds": {c.name: c.threshold for c in judge({}, thresholds)},
     }

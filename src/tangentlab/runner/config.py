@@ -36,7 +36,7 @@ from pydantic import (
 )
 
 from tangentlab import arch
-from tangentlab.data import DATASETS, OPTIONS, pool_sizes
+from tangentlab.data import DATASETS, FILE_KINDS, OPTIONS, pool_sizes, split_name
 from tangentlab.runner._records import DataConfig, RunConfig, StudyLike, SweepConfig, TrainConfig
 from tangentlab.runner._yaml import (
     MAX_FILE_CHARS,
@@ -224,8 +224,8 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
     except ValidationError as err:
         loc, detail = _first_error(err, DataConfig)
         raise where.error("data", _dotted(loc), detail) from None
-    kind = "npz" if data.name.startswith("npz:") else data.name
-    if kind not in OPTIONS or data.name == "npz:":
+    kind, path = split_name(data.name)
+    if kind not in OPTIONS or (kind in FILE_KINDS and not path):
         raise where.error("data", "name", f"expected one of {', '.join(DATASETS)}; got {data.name!r}")
     for option in data.options:
         if option not in OPTIONS[kind]:
@@ -258,22 +258,25 @@ def _resolve(study_name: str, fields: dict[str, Any], study: StudyLike, where: _
     try:
         inputs = input_hashes(data.name, study_name, study)
     except FileNotFoundError:
-        raise where.error("data", "name", f"npz file {data.name[4:]!r} does not exist") from None
+        raise where.error("data", "name", f"{kind} file {path!r} does not exist") from None
     except OSError as err:
-        raise where.error("data", "name", f"cannot read {data.name[4:]!r} ({err.strerror})") from None
+        raise where.error("data", "name", f"cannot read {path!r} ({err.strerror})") from None
+    except ValueError as err:  # a CIFAR path without the archive's files
+        raise where.error("data", "name", str(err).removeprefix("name: ")) from None
     return RunConfig(study=study_name, data=data, model=model, train=train, params=params, inputs=inputs)
 
 
 def _check_pool(data: DataConfig, where: _Where) -> None:
     """Sizes that no run could load: more examples than a fixed-size dataset has (checked before any run)."""
+    kind, path = split_name(data.name)
     try:
         sizes = pool_sizes(data.name)
     except FileNotFoundError:
-        raise where.error("data", "name", f"npz file {data.name[4:]!r} does not exist") from None
+        raise where.error("data", "name", f"{kind} file {path!r} does not exist") from None
     except (OSError, ValueError) as err:
-        raise where.error(
-            "data", "name", f"cannot read {data.name[4:]!r} as an npz archive ({err})"
-        ) from None
+        if kind != "npz":
+            raise where.error("data", "name", str(err).removeprefix("name: ")) from None
+        raise where.error("data", "name", f"cannot read {path!r} as an npz archive ({err})") from None
     if sizes is None:
         return
     train_pool, test_pool = sizes

@@ -4,9 +4,14 @@
   study sees the driver's environment); with ``workers > 1`` in a process pool (``spawn`` context, one torch
   thread per worker; :mod:`tangentlab.runner._pool`: a worker killed by a signal fails only its own run and is
   replaced, and stopping the driver ends every worker at once).
-- ``ray``: one Ray task per run, asking for ``study.resources`` (``num_cpus``, ``num_gpus``). Connects to
-  ``address`` when given, reuses a Ray already initialised in this process, or starts a local one with
-  ``workers`` CPUs (shut down again at the end).
+- ``ray``: one Ray task per run, asking for ``study.resources["num_cpus"]`` and, for a run on ``cuda``,
+  ``num_gpus`` (``gpus_per_run``, fractional allowed; :func:`tangentlab.runner.devices.ray_request`; a CPU run asks
+  for no GPU). Connects to ``address`` when given, reuses a Ray already initialised in this process, or starts a
+  local one with ``workers`` CPUs (shut down again at the end). Results come back to the driver through Ray's
+  object store; only the driver writes the store.
+
+Every run computes on :func:`tangentlab.runner.devices.run_device` (``cpu`` for a study that declares
+``cpu_only``), and that device is what its environment records.
 
 A run that raises comes back as a failure carrying its traceback; the other runs go on.
 """
@@ -29,6 +34,7 @@ import numpy as np
 
 from tangentlab.runner._pool import run_pool
 from tangentlab.runner.config import RunConfig, StudyLike
+from tangentlab.runner.devices import describe_device, ray_device, ray_request, run_device
 from tangentlab.runner.store import now
 
 ExecutorName = Literal["local", "ray"]
@@ -71,6 +77,7 @@ def execute_run(study: StudyLike, config: RunConfig, device: str) -> RunResult:
     scalars are converted), or an artifact with a name that is not a plain file name or an object array.
     """
     started, t0 = now(), time.perf_counter()
+    device = run_device(study, device)
     environment = worker_environment(device)
 
     def failed(reason: str) -> RunResult:
@@ -132,13 +139,14 @@ def _checked_artifacts(artifacts: Any) -> dict[str, np.ndarray]:
 
 
 def worker_environment(device: str) -> dict[str, Any]:
-    """Python and torch versions, the device and the host of the process running a study."""
+    """Python and torch versions, the device (and the GPU's name on CUDA) and the host of the process running a
+    study."""
     import torch
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "device": device,
+        **describe_device(device),
         "hostname": socket.gethostname(),
         "torch_threads": torch.get_num_threads(),
     }
@@ -152,8 +160,11 @@ def execute(
     workers: int = 1,
     address: str | None = None,
     device: str = "cpu",
+    gpus_per_run: float | None = None,
 ) -> Iterator[RunResult]:
     """Compute ``runs``, yielding each result as it completes (the order may differ from ``runs``).
+
+    ``gpus_per_run``: GPUs one Ray task of a run on ``cuda`` asks for (None: the study's, else 1).
 
     Raises:
         ValueError: an unknown ``executor`` or ``workers < 1``.
@@ -163,8 +174,12 @@ def execute(
         raise ValueError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected an int >= 1, got {workers!r}")
+    if not runs:  # nothing to compute: do not start (or connect to) anything
+        return iter(())
     if executor == "ray":
-        return _execute_ray(study, runs, workers=workers, address=address, device=device)
+        return _execute_ray(
+            study, runs, workers=workers, address=address, device=device, gpus_per_run=gpus_per_run
+        )
     if workers == 1:
         return (execute_run(study, run, device) for run in runs)
     return _execute_pool(study, runs, workers=workers, device=device)
@@ -180,7 +195,7 @@ def _execute_pool(
     study: StudyLike, runs: Sequence[RunConfig], *, workers: int, device: str
 ) -> Iterator[RunResult]:
     def on_death(run: RunConfig, cause: str) -> RunResult:
-        return RunResult(run.run_id, False, now(), 0.0, {"device": device}, error=cause)
+        return RunResult(run.run_id, False, now(), 0.0, {"device": run_device(study, device)}, error=cause)
 
     work = functools.partial(_pool_task, study, device)
     args = (os.getpid(), _init_worker, work, _unsendable)
@@ -197,7 +212,13 @@ def _unsendable(run: RunConfig, trace: str) -> RunResult:
 
 
 def _execute_ray(
-    study: StudyLike, runs: Sequence[RunConfig], *, workers: int, address: str | None, device: str
+    study: StudyLike,
+    runs: Sequence[RunConfig],
+    *,
+    workers: int,
+    address: str | None,
+    device: str,
+    gpus_per_run: float | None = None,
 ) -> Iterator[RunResult]:
     try:
         import ray
@@ -212,12 +233,11 @@ def _execute_ray(
         else:
             ray.init(num_cpus=workers, include_dashboard=False)
     try:
-        resources = dict(study.resources)
-        remote = ray.remote(
-            num_cpus=float(resources.get("num_cpus", 1)), num_gpus=float(resources.get("num_gpus", 0))
-        )(execute_run)
+        request = ray_request(study, device, gpus_per_run)
+        remote = ray.remote(num_cpus=request["num_cpus"], num_gpus=request["num_gpus"])(execute_run)
         study_ref = ray.put(study)
-        pending = {remote.remote(study_ref, run, device): run for run in runs}
+        task_device = ray_device(device)
+        pending = {remote.remote(study_ref, run, task_device): run for run in runs}
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
@@ -225,7 +245,8 @@ def _execute_ray(
                 try:
                     yield ray.get(ref)
                 except Exception:  # the worker died or the task could not be run
-                    yield RunResult(run.run_id, False, now(), 0.0, {"device": device}, error=_trace())
+                    failed_env = {"device": run_device(study, task_device)}
+                    yield RunResult(run.run_id, False, now(), 0.0, failed_env, error=_trace())
     finally:
         if started_here:
             ray.shutdown()

@@ -1,8 +1,8 @@
 """Content hashes of the files a run reads, so that a run's identity changes when they do.
 
 A run's identity (:attr:`tangentlab.runner.RunConfig.run_id`) covers its resolved config, and through
-``RunConfig.inputs`` the sha256 of every input file it reads: the ``npz:PATH`` dataset file (and any future
-file-backed dataset), and for a user's own study (``study: package.module:Class``) the source file of the module
+``RunConfig.inputs`` the sha256 of every input file it reads: the ``npz:PATH`` dataset file, the CIFAR archive
+(``cifar10:PATH``: the ``.tar.gz``, or the batch files of its extracted folder), and for a user's own study (``study: package.module:Class``) the source file of the module
 that defines the class. Edit the data or the study's code and the runs get new ids: a rerun into the same folder
 computes them again instead of answering "already finished" with stale numbers.
 
@@ -20,6 +20,8 @@ import os
 import uuid
 from pathlib import Path
 from typing import Any
+
+from tangentlab.data import input_files
 
 _CACHE_FILE = "file-hashes.json"
 _BLOCK = 1 << 20
@@ -67,16 +69,24 @@ def file_sha256(path: str | Path) -> str:
 
 
 def input_hashes(data_name: str, study_name: str, study: Any) -> dict[str, str]:
-    """The ``inputs`` of a run: ``{"data": sha256}`` for an ``npz:PATH`` (or any ``kind:FILE``) dataset and
-    ``{"study": sha256}`` of
-    the source file of a ``module:Class`` study (built-in studies are covered by the tangentlab version).
+    """The ``inputs`` of a run: ``{"data": sha256}`` for an ``npz:PATH`` or CIFAR ``.tar.gz`` (or any ``kind:FILE``)
+    dataset — for an extracted CIFAR folder the sha256 of its batch files' names and hashes — and
+    ``{"study": sha256}`` of the source file of a ``module:Class`` study (built-in studies are covered by the
+    tangentlab version).
 
     Raises:
         FileNotFoundError: the npz file does not exist.
+        ValueError: a CIFAR path that holds no CIFAR archive.
     """
     inputs: dict[str, str] = {}
-    kind, _, path = data_name.partition(":")
-    if path and (kind == "npz" or Path(path).is_file()):  # npz:PATH, or any other file-backed "kind:FILE"
+    path = data_name.partition(":")[2]
+    files = input_files(data_name)
+    if len(files) == 1:  # npz:PATH, a CIFAR .tar.gz
+        inputs["data"] = file_sha256(files[0])
+    elif files:  # an extracted CIFAR folder: its batch files, by name
+        lines = "".join(f"{f.name}:{file_sha256(f)}\n" for f in sorted(files, key=lambda f: f.name))
+        inputs["data"] = hashlib.sha256(lines.encode()).hexdigest()
+    elif path and Path(path).is_file():  # any other file-backed "kind:FILE"
         inputs["data"] = file_sha256(path)
     if ":" in study_name:
         try:

@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from tangentlab._version import __version__
 from tangentlab.runner.config import RunConfig, StudyLike
+from tangentlab.runner.devices import check_device, check_gpus_per_run, device_kind, run_device
 from tangentlab.runner.executors import EXECUTORS, Interrupted, RunResult, execute
 from tangentlab.runner.store import ResultStore, StoreError
 
@@ -59,6 +60,7 @@ def run_sweep(
     progress: bool = True,
     sweep: Mapping[str, Any] | None = None,
     source: str | None = None,
+    gpus_per_run: float | None = None,
 ) -> SweepSummary:
     """Compute the runs of a sweep that are not done yet and store their results in ``out_dir``.
 
@@ -78,11 +80,14 @@ def run_sweep(
         workers: parallel runs (local processes, or CPUs of a local Ray).
         address: a Ray cluster's address (``executor="ray"`` only).
         retry_failed: run ``failed`` runs again.
-        device: the torch device passed to ``study.run``.
+        device: the torch device passed to ``study.run`` (``cpu`` for a study that declares ``cpu_only``); checked
+            before anything runs (on this machine, except for a remote Ray cluster: ``address`` given). Its kind
+            becomes the runs' ``device`` field (:func:`placed`): part of their identity unless it is ``cpu``.
         progress: show a progress bar (with ETA) on stderr.
         sweep: the sweep file's resolved form, recorded with this invocation's run ids (the report uses the
             study's last invocation); None records the runs alone.
         source: the sweep file's path, recorded with it.
+        gpus_per_run: GPUs one Ray task of a run on ``cuda`` asks for (fractions allowed; None: the study's, else 1).
 
     Returns:
         A :class:`SweepSummary`.
@@ -91,15 +96,26 @@ def run_sweep(
         FolderInUseError: another driver holds ``out_dir``.
         StoreError: the store cannot be written (full disk, corrupt database).
         Interrupted: SIGINT / SIGTERM.
+        ValueError: an unknown executor, ``address`` without Ray, an unavailable ``device``, a bad ``gpus_per_run``.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"executor: expected one of {', '.join(EXECUTORS)}, got {executor!r}")
     if address is not None and executor != "ray":
         raise ValueError(f"address: only used with executor='ray', got executor={executor!r}")
+    check_device(device, local=not (executor == "ray" and address))
+    check_gpus_per_run(gpus_per_run)
+    runs = placed(study, runs, device)
     with _signals_raise_interrupted(), ResultStore(out_dir, writable=True) as store:
         try:
             return _run(
-                store, study, runs, executor, workers, address, retry_failed, device, progress, sweep, source
+                store,
+                study,
+                runs,
+                (executor, workers, address, device, gpus_per_run),
+                retry_failed,
+                progress,
+                sweep,
+                source,
             )
         except sqlite3.OperationalError as err:
             raise StoreError(
@@ -117,15 +133,19 @@ def run_sweep(
                 store.checkpoint()
 
 
+def placed(study: StudyLike, runs: Sequence[RunConfig], device: str) -> list[RunConfig]:
+    """``runs`` with their ``device`` field set to the kind of device they compute on (``cpu`` for a CPU-only
+    study): CPU runs keep their ids; a run on ``cuda`` or ``mps`` gets its own."""
+    kind = device_kind(run_device(study, device))
+    return [run if run.device == kind else run.model_copy(update={"device": kind}) for run in runs]
+
+
 def _run(
     store: ResultStore,
     study: StudyLike,
     runs: Sequence[RunConfig],
-    executor: str,
-    workers: int,
-    address: str | None,
+    where: tuple[str, int, str | None, str, float | None],
     retry_failed: bool,
-    device: str,
     progress: bool,
     sweep: Mapping[str, Any] | None,
     source: str | None,
@@ -161,7 +181,16 @@ def _run(
         disable=not progress,
         mininterval=interval,
     )
-    results = execute(study, todo, executor=executor, workers=workers, address=address, device=device)
+    executor, workers, address, device, gpus_per_run = where
+    results = execute(
+        study,
+        todo,
+        executor=executor,
+        workers=workers,
+        address=address,
+        device=device,
+        gpus_per_run=gpus_per_run,
+    )
     try:
         for result in results:
             environment = {**result.environment, **driver_env}

@@ -87,6 +87,9 @@ class Study(ABC):
     Params: ClassVar[type[BaseModel]]  # the study's own parameters; grid axes without a dot name these fields
     default_model: ClassVar[dict[str, Any] | None] = None  # an arch description used when the config has none
     resources: ClassVar[dict[str, float]] = {"num_cpus": 1}  # what one run asks of a Ray cluster
+    # True: ``run`` computes on the CPU whatever ``--device`` says; the runner then passes and records ``cpu`` (and a
+    # Ray task asks for no GPU). False: ``run`` must place every tensor it computes with on ``device``.
+    cpu_only: ClassVar[bool] = False
     # The config sections ``run`` reads besides ``params``: "data", "model", "train", or "train.FIELD" for a section
     # read only in part. A sweep that sets anything else fails to load with a config error naming the field.
     sections: ClassVar[frozenset[str]] = frozenset({"data", "model", "train"})

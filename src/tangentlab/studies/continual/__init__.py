@@ -43,6 +43,7 @@ type and compares the slopes of the two regimes.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -217,6 +218,12 @@ def kernel_sequence(
     return out
 
 
+def on(task: Task, device: str) -> Task:
+    """``task`` with its tensors on ``device``."""
+    moved = {f: getattr(task, f).to(device) for f in ("x_train", "y_train", "x_test", "y_test")}
+    return dataclasses.replace(task, **moved)
+
+
 def _summary(key: str, seq: SequenceResult) -> dict[str, MetricValue]:
     if seq.diverged is not None:
         return {
@@ -269,9 +276,15 @@ class ContinualStudy(Study):
         n_classes = int(ds.n_classes or 0)
         description = set_hidden_width(config.model or dict(self.default_model or {}), p.width, n_classes)
         net = arch.from_dict(description).build(
-            ds.input_shape, parametrization=p.parametrization, seed=config.seed, dtype=torch.float64
+            ds.input_shape,
+            parametrization=p.parametrization,
+            seed=config.seed,
+            dtype=torch.float64,
+            device=device,
         )
-        x0 = tasks[0].x_train
+        # the nets train on `device`; the infinite-width prediction below stays on the CPU tensors of `tasks`
+        on_device = [on(task, device) for task in tasks]
+        x0 = on_device[0].x_train
         n0 = x0.shape[0]
         ntk0 = (empirical_ntk(net, x0, outputs="trace") / n_classes).to(torch.float64)
         eig0 = torch.linalg.eigvalsh(ntk0)
@@ -290,9 +303,9 @@ class ContinualStudy(Study):
             rule = StopRule(p.early_accuracy, p.early_steps, p.check_every)
         fit_args = tc.fit_kwargs(learning_rate=lr, seed=config.seed)
         lin = train.linearize(net) if p.linearized else None
-        results = {"net": train_sequence(net, tasks, rule, fit_args)}
+        results = {"net": train_sequence(net, on_device, rule, fit_args)}
         if lin is not None:
-            results["lin"] = train_sequence(lin, tasks, rule, fit_args)
+            results["lin"] = train_sequence(lin, on_device, rule, fit_args)
         m: dict[str, MetricValue] = {
             "learning_rate": lr,
             "lambda_max": lam,

@@ -62,7 +62,8 @@ class TaskHead(nn.Module):
     def __init__(self, model: nn.Module, columns: Sequence[int]) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("columns", torch.as_tensor(list(columns), dtype=torch.long))
+        device = next(model.parameters()).device  # the index lives where the outputs are
+        self.register_buffer("columns", torch.as_tensor(list(columns), dtype=torch.long, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return cast(torch.Tensor, self.model(x).index_select(1, self.columns))

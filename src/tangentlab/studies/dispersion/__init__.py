@@ -182,6 +182,8 @@ class DispersionStudy(Study):
         "parametrization with He init, E[K(x,x)²]/E[K(x,x)]² ≃ exp(5β) with β = depth/width (Hanin & Nica 2020)."
     )
     Params: ClassVar[type[BaseModel]] = DispersionParams
+    # its nets are sampled in batches by its own float64 recursion on the CPU (studies/dispersion/kernels.py)
+    cpu_only: ClassVar[bool] = True
     sections: ClassVar[frozenset[str]] = frozenset({"data", "train.steps"})
 
     def run(self, config: RunConfig, *, device: str = "cpu") -> RunOutput:

@@ -135,6 +135,8 @@ class UncertaintyStudy(Study):
         "the NTK-GP (Lee et al. 2019) is a different experiment."
     )
     Params: ClassVar[type[BaseModel]] = UncertaintyParams
+    # its Laplace, GP and calibration steps run on the CPU; the nets are small
+    cpu_only: ClassVar[bool] = True
     default_model: ClassVar[dict[str, Any] | None] = {
         "layer": "Serial",
         "layers": [
@@ -204,7 +206,6 @@ class UncertaintyStudy(Study):
                 parametrization=p.parametrization,
                 seed=seed,
                 dtype=torch.float64,
-                device=device,
             )
             if k == 0:
                 init = {name: q.detach().clone() for name, q in net.named_parameters()}
