@@ -16,7 +16,7 @@ from torch import nn
 
 from tangentlab.arch._parametrization import Role, Scales, layer_scales
 from tangentlab.arch._record import Kernel
-from tangentlab.kernels import DEFAULT_MEMORY_BUDGET
+from tangentlab.kernels import memory_budget as default_budget
 
 Parametrization = Literal["ntk", "standard", "mup"]
 PARAMETRIZATIONS: tuple[str, ...] = ("ntk", "standard", "mup")
@@ -240,7 +240,8 @@ class WeightLayer(Layer):
 BLOCK_ENTRIES = 2**18
 """Target entries of one block's (block, block, P, P) covariance: small enough that a block's few temporaries
 stay in the CPU caches (the kernel maps are elementwise and memory-bound), large enough that per-operation
-overhead is negligible. The memory budget caps the block further."""
+overhead is negligible. The memory budget caps the block further. On CUDA only the budget (from the free GPU
+memory, :func:`tangentlab.kernels.memory_budget`) sets the block."""
 
 
 class BuiltNetwork(nn.Sequential):
@@ -379,8 +380,8 @@ def kernel(
         x2: (n2, *in_shape) inputs; None means ``x1``.
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"``.
         memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
-            inputs (a pair of blocks for ``empirical_ntk``); None means
-            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB).
+            inputs; None means :func:`tangentlab.kernels.memory_budget` of ``x1``'s device (2 GiB on a CPU, half
+            the free GPU memory after the two float64 results on CUDA).
 
     Returns:
         :class:`Kernel` with (n1, n2) float64 ``nngp`` (output covariance) and ``ntk``.
@@ -402,12 +403,15 @@ def kernel(
                 f"{arg}: expected finite inputs, got {bad} NaN/inf value(s) (the kernel would be NaN)"
             )
     positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
+    n1, n2 = a.shape[0], b.shape[0]
     factor = max(leaf.work_factor() for leaf in net.leaves()) + 4
-    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    budget = memory_budget if memory_budget is not None else default_budget(a.device, reserve=16 * n1 * n2)
     by_budget = math.isqrt(max(1, budget // (8 * positions * positions * factor)))
     by_cache = math.isqrt(max(1, BLOCK_ENTRIES // (positions * positions)))
+    by_cache = (
+        by_budget if a.device.type == "cuda" else by_cache
+    )  # a GPU wants large blocks: its memory decides
     block = max(1, min(by_budget, by_cache))
-    n1, n2 = a.shape[0], b.shape[0]
     nngp = torch.empty((n1, n2), dtype=torch.float64, device=a.device)
     ntk = torch.empty_like(nngp)
 

@@ -1,8 +1,17 @@
 """Kernels of finite networks (empirical NTK and NNGP) — the numerics layer; imports only torch/numpy/scipy."""
 
+from tangentlab.kernels._budget import memory_budget
 from tangentlab.kernels._cost import DEFAULT_MEMORY_BUDGET, Cost
 from tangentlab.kernels.empirical import empirical_ntk, ntk_cost
 from tangentlab.kernels.features import ntk_features
 from tangentlab.kernels.nngp import empirical_nngp
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "Cost", "empirical_nngp", "empirical_ntk", "ntk_cost", "ntk_features"]
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "Cost",
+    "empirical_nngp",
+    "empirical_ntk",
+    "memory_budget",
+    "ntk_cost",
+    "ntk_features",
+]
