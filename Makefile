@@ -1,11 +1,12 @@
 # tangentlab — the two commands: `make run` (quick study suite + HTML report) and `make test` (lint, type
-# check, tests). `make bench` prints the empirical-NTK benchmark table.
+# check, tests). `make bench` prints the empirical-NTK benchmark table; `make bench-peers` the table against
+# neural-tangents (it builds neural-tangents in its own .venv-peers; not a dependency of tangentlab).
 # Both set up the virtual environment first if it is missing or stale.
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.tangentlab-installed
 
-.PHONY: setup run test lint typecheck pytest bench clean
+.PHONY: setup run test lint typecheck pytest bench bench-peers clean
 
 setup: $(STAMP)
 
@@ -46,6 +47,21 @@ pytest: setup
 
 bench: setup
 	$(PY) benchmarks/entk.py
+
+# neural-tangents pinned as issue 18 measured it (newer JAX breaks its import); jax before numpy in nt_side.py.
+PEERS       := .venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+PEERS_PINS  := neural-tangents==0.6.5 "jax[cpu]==0.4.25" jaxlib==0.4.25 tf2jax==0.3.6 numpy==1.26.4
+
+$(PEERS_STAMP): Makefile
+	test -x $(PEERS)/bin/python || python3 -m venv $(PEERS)
+	$(PEERS)/bin/pip install --disable-pip-version-check -q $(PEERS_PINS)
+	touch $(PEERS_STAMP)
+
+# Every row of benchmarks/peers/cases.py, both libraries in fresh processes, interleaved, medians of 3;
+# BENCH_PEERS_ARGS=--quick for a smoke test. The table goes to out/bench-peers.md too.
+bench-peers: setup $(PEERS_STAMP)
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) benchmarks/peers/run.py --peers-python $(PEERS)/bin/python $(BENCH_PEERS_ARGS)
 
 clean:
 	rm -rf .venv build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ import torch
 from tangentlab import arch
 
 
-@pytest.mark.parametrize(("padding", "stride"), [("same", 1), ("valid", 1), ("circular", 2)])
+@pytest.mark.parametrize(("padding", "stride"), [("same", 1), ("same", 2), ("valid", 1), ("circular", 2)])
 def test_conv1d_matches_monte_carlo(padding, stride, law, make_inputs) -> None:
     net = arch.serial(
         arch.Conv(1024, 3, stride=stride, padding=padding, sigma_w=1.3, sigma_b=0.3),
@@ -43,6 +43,26 @@ def test_conv2d_matches_monte_carlo(law, make_inputs) -> None:
         arch.Dense(1),
     )
     law(net, make_inputs(4, 2, 3, 4), exact=True)
+
+
+def test_strided_same_conv2d_on_even_sizes_matches_monte_carlo(law, make_inputs) -> None:
+    """TF "same" padding (the odd pixel at the end) in the module and the kernel: stride 2 on 4 x 6, then 2 x 3."""
+    net = arch.serial(
+        arch.Conv(1024, 3, stride=2, sigma_w=1.2, sigma_b=0.2),
+        arch.ReLU(),
+        arch.Flatten(),
+        arch.Dense(1),
+    )
+    law(net, make_inputs(4, 2, 4, 6), exact=True)
+    deep = arch.serial(
+        arch.Conv(512, 3, stride=2, sigma_w=1.2, sigma_b=0.2),
+        arch.ReLU(),
+        arch.Conv(512, 2, stride=2, sigma_w=1.3),
+        arch.Erf(),
+        arch.Flatten(),
+        arch.Dense(1),
+    )
+    law(deep, make_inputs(4, 2, 4, 6), exact=False)
 
 
 def test_deep_conv_matches_monte_carlo(law, make_inputs) -> None:

@@ -231,3 +231,60 @@ def test_benefit_absent_when_gauss_newton_is_slow(tmp_path):
 def test_report_without_completed_runs_is_inconclusive(tmp_path):
     failed = ResultRow(run_id="x", config=_config(), status="failed", metrics={})
     assert STUDY.report([failed], tmp_path).verdict == "inconclusive"
+
+
+def test_linearized_run_has_a_constant_jacobian_and_one_step_gauss_newton():
+    """The positive control: the linearization's Jacobian at its trained parameters equals J_0 (brute-force
+    torch.func Jacobians), so the measured C is 0, and one undamped Gauss–Newton step reaches the optimum."""
+    from tangentlab import train
+
+    cfg = _config(linearized=True, gn_damping=0.0, gn_learning_rate=1.0, width=16)
+    m = STUDY.run(cfg).metrics
+    assert m["status"] == "completed" and m["lambda_min"] > 0
+    assert m["stability_constant"] == 0.0 and m["meets_stability"] is True
+    assert m["gn_steps_to_target"] == 1 and m["gn_final_loss_ratio"] < 1e-12
+    assert m["jac_change_gn"] == 0.0
+    # independent check of "constant Jacobian": move the linearization's parameters and compare Jacobians
+    x = torch.randn(5, 3, dtype=D, generator=torch.Generator().manual_seed(0))
+    lin = train.linearize(_net(cfg, 3))
+    before = _jacobian(lin, x)
+    with torch.no_grad():
+        for p in lin.parameters():
+            p.add_(torch.randn_like(p))
+    np.testing.assert_allclose(_jacobian(lin, x), before, rtol=0, atol=1e-12)
+
+
+def test_positive_control_runs_and_the_report_says_match(tmp_path):
+    """The control run small beside the nets: judged apart from the verdict, and the tests say "match" there."""
+    rows = []
+    for width in (8, 32):
+        for lin in (False, True):
+            cfg = _config(width=width, linearized=lin, gn_damping=1e-6, gn_learning_rate=1.0, steps=30)
+            rows.append(_row(cfg, STUDY.run(cfg).metrics, f"{width}{lin}"))
+    section = STUDY.report(rows, tmp_path)
+    control = section.to_dict()["numbers"]["positive_control"]
+    assert control["verdict"] == "match", control
+    assert control["measured"]["runs"] == 2 and control["measured"]["max_stability_constant"] == 0.0
+    assert control["measured"]["max_gn_steps"] == 1
+    assert section.findings[2].startswith("Positive control") and section.findings[2].endswith("→ match.")
+    # the control's runs stay out of the verdict's cells
+    assert len(section.to_dict()["numbers"]["mean_stability_constant"]) == 2
+
+
+def test_the_same_control_says_no_match_on_a_case_built_to_fail(tmp_path):
+    """Control rows with C = 3 and Gauss–Newton at 7 steps (a Jacobian that moves): "no match"."""
+    rows = _constructed(32.0, -0.5)
+    bad = [
+        ResultRow(
+            f"lin{r.run_id}",
+            r.config.model_copy(update={"params": {**r.config.params, "linearized": True}}),
+            r.status,
+            {**r.metrics, "stability_constant": 3.0, "gn_steps_to_target": 7},
+        )
+        for r in rows[:2]
+    ]
+    section = STUDY.report(rows + bad, tmp_path)
+    control = section.to_dict()["numbers"]["positive_control"]
+    assert control["verdict"] == "no match" and control["measured"]["runs_condition_holds"] == 0
+    assert "the tests are suspect" in section.findings[2]
+    assert section.verdict == "supported"  # judged on the nets only

@@ -11,7 +11,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import ResultRow
 from tangentlab.studies.continual import ContinualParams, ContinualStudy
 from tangentlab.studies.continual.kernel import sample_prior_outputs, task_update, time_to_accuracy
-from tangentlab.studies.continual.report import fit_log2
+from tangentlab.studies.continual.report import LinearFit, effect, fit_log2, matches
 from tangentlab.studies.continual.tasks import (
     TaskHead,
     average_forgetting,
@@ -251,7 +251,8 @@ def test_fixed_budget_is_reported_beside_the_verdict(tmp_path):
     assert "Mirzadeh et al.'s protocol (a fixed step budget per task, the same for every width)" in head
     assert (
         "slope per doubling -0.020" in head.split("Mirzadeh")[1]
-        and "(width helps)" in head.split("Mirzadeh")[1]
+        and "2 seed(s) — fewer than 3, a rough interval: width lowers forgetting)"
+        in head.split("Mirzadeh")[1]
     )
 
 
@@ -333,3 +334,67 @@ def test_fit_log2_recovers_a_line():
     fit = fit_log2(w, 0.5 - 0.02 * np.log2(w))
     assert fit is not None and fit.slope == pytest.approx(-0.02, abs=1e-12) and fit.stderr < 1e-10
     assert fit_log2(np.array([8.0, 8.0]), np.array([0.1, 0.2])) is None
+
+
+# --- labels from the measured sign and interval, and the positive control ---------------------------------------
+
+
+def test_effect_labels_follow_the_sign_and_the_interval():
+    assert effect(LinearFit(-0.03, 0.4, 0.005)) == "lowers"
+    assert effect(LinearFit(+0.03, 0.4, 0.005)) == "raises"
+    assert effect(LinearFit(-0.03, 0.4, 0.02)) == "none"  # the interval -0.03 ± 0.04 contains 0
+    assert effect(LinearFit(-0.004, 0.4, math.nan)) == "none"  # within the tolerance 0.005
+
+
+@pytest.mark.parametrize(
+    ("converged", "label"), [(0.03, "width raises forgetting"), (-0.03, "width lowers forgetting")]
+)
+def test_opposite_outcomes_never_share_a_label(tmp_path, converged, label):
+    """A converged slope of +0.03 and one of -0.03 (a quick and a full config, say) are told apart in words and in
+    findings.json; before, both could read "does not help"."""
+    section = ContinualStudy().report(_synthetic_rows(-0.03, converged), tmp_path)
+    text = section.findings[0]
+    conv = text.split("early-stopped, ", 1)[1]
+    assert conv.startswith(f"{converged:+.3f}") and f"{label})" in conv.split("converged")[0]
+    slopes = section.to_dict()["numbers"]["slopes_per_doubling"]
+    net_conv = next(v for k, v in slopes.items() if k.endswith("/converged/net"))
+    assert net_conv["effect"] == ("raises" if converged > 0 else "lowers") and net_conv["seeds"] == 2
+    lo, hi = net_conv["interval"]
+    assert lo < net_conv["slope"] < hi and (lo > 0 if converged > 0 else hi < 0)
+    assert section.verdict == ("supported" if converged > 0 else "not supported")
+
+
+def test_matches_is_a_paired_test_with_a_tolerance():
+    ok, diff, se = matches([0.004, 0.002, 0.003], [0.0, 0.0, 0.0])
+    assert ok and diff == pytest.approx(0.003) and se == pytest.approx(0.001 / math.sqrt(3))
+    assert not matches([0.20, 0.21, 0.19], [0.0, 0.0, 0.0])[0]
+    assert not matches([0.05], [0.0])[0] and matches([0.005], [0.0])[0]  # one seed: the tolerance alone
+
+
+def test_positive_control_matches_the_closed_form_on_split_tasks_and_fails_when_built_to(tmp_path):
+    """Real runs: a head per task, a wide NTK-parametrized net, 3 seeds: its forgetting matches the NTK closed form
+    (zero). The same test on hand-made rows whose net forgets 0.1 says "no match"."""
+    rows = []
+    for seed in range(3):
+        for width in (16, 1024):
+            config = _config(
+                seed=seed, width=width, task_type="split", regime="fixed_budget", budget_steps=20
+            )
+            out = ContinualStudy().run(config)
+            rows.append(
+                ResultRow(run_id=f"s{seed}w{width}", config=config, status="done", metrics=out.metrics)
+            )
+    section = ContinualStudy().report(rows, tmp_path / "a")
+    control = section.to_dict()["numbers"]["positive_control"]  # findings.json
+    assert control["verdict"] == "match"
+    (m,) = control["measured"]
+    assert m["width"] == 1024 and m["seeds"] == 3 and m["forgetting_ntk"] == 0.0
+    net = [r.metrics["forgetting_net"] for r in rows if r.config.params["width"] == 1024]
+    assert m["forgetting_net"] == pytest.approx(float(np.mean(net)))
+    assert section.findings[1].startswith("Positive control (a head per task")
+    forgetful = [
+        ResultRow(r.run_id, r.config, "done", {**r.metrics, "forgetting_net": 0.1 + 0.01 * r.config.seed})
+        for r in rows
+    ]
+    again = ContinualStudy().report(forgetful, tmp_path / "b")
+    assert again.to_dict()["numbers"]["positive_control"]["verdict"] == "no match"

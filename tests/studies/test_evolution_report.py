@@ -1,5 +1,6 @@
 """The evolution report on the rows of a tiny real run: figures written, findings from the numbers, a verdict."""
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,48 @@ def test_ordered_claim_is_judged_on_the_centred_distance(rows, tmp_path):
     ]
     result = EvolutionStudy().report(flipped, tmp_path / "figures2")
     assert "Ordered phase moves least (Seleznova & Kutyniok): supported in 1/1" in "\n".join(result.findings)
+
+
+# ---------------------------------------------------------------- positive control
+def _control_rows(tmp_path: Path) -> list[ResultRow]:
+    """The control (wide NTK-parametrized net, small-step GD) and a net built to move (standard param., Adam)."""
+    data = {"name": "digits", "n_train": 60, "n_test": 60, "classes": (0, 1, 2)}
+    lazy = _row(tmp_path, 100, data=data, model_kind="lazy_control", control_width=1024, sigma_w2=2.0)
+    moving = _row(tmp_path, 101, data=data, model_kind="mlp", sigma_w2=2.0)
+    return [lazy, moving]
+
+
+def test_positive_control_says_match_on_the_lazy_net_and_moves_on_the_adam_net(tmp_path):
+    from tangentlab.studies.evolution.report import FROZEN_DISTANCE, kernel_state
+
+    lazy, moving = _control_rows(tmp_path)
+    assert lazy.metrics["optimizer"] == "gd" and lazy.metrics["width"] == 1024
+    assert lazy.metrics["kernel_distance_centered_final"] < FROZEN_DISTANCE / 10
+    assert moving.metrics["kernel_distance_centered_final"] > FROZEN_DISTANCE
+    result = EvolutionStudy().report([lazy, moving], tmp_path / "figures")
+    control = result.to_dict()["numbers"]["positive_control"]  # findings.json
+    assert control["verdict"] == "match" and (control["frozen_runs"], control["runs"]) == (1, 1)
+    assert control["measured"][0]["kernel_distance_centered_final"] == pytest.approx(
+        lazy.metrics["kernel_distance_centered_final"]
+    )
+    # the same test on the run built to move says so: it is not a constant
+    assert (control["study_runs_frozen"], control["study_runs"]) == (0, 1)
+    assert any(f.startswith("Positive control (wide NTK-parametrized MLP") for f in result.findings)
+    # the control is not one of the study's settings: it stays out of the three claims
+    assert all(not k.endswith("/lazy_control/2") for k in result.to_dict()["numbers"]["settings"])
+    # a control run whose kernel turned far says "no match"
+    from dataclasses import replace
+
+    turned = replace(lazy, metrics={**lazy.metrics, "kernel_distance_centered_final": 0.3})
+    again = EvolutionStudy().report([turned, moving], tmp_path / "figures2")
+    assert again.to_dict()["numbers"]["positive_control"]["verdict"] == "no match"
+    assert kernel_state(0.0, 0.5, 0.5, 200) == "frozen"
+    assert kernel_state(0.0, 0.5, 0.7, 200) == "moves"  # the after kernel moved by 2.8 binomial s.e.
+    assert kernel_state(0.2, 0.5, 0.5, 200) == "moves"
+
+
+def test_after_kernel_gain_within_two_binomial_standard_errors_is_not_a_gain():
+    from tangentlab.studies.evolution.report import accuracy_margin
+
+    assert accuracy_margin(0.5, 200) == pytest.approx(2 * math.sqrt(0.25 / 200))
+    assert accuracy_margin(1.0, 200) == pytest.approx(1 / 200)  # floor: one test example

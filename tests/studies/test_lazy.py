@@ -9,8 +9,14 @@ import torch
 from tangentlab import arch, data
 from tangentlab.report.fits import fit_power_law
 from tangentlab.runner.config import RunConfig
-from tangentlab.studies import get_study
-from tangentlab.studies.lazy import CHANGE_METRICS, LazyParams, set_hidden_width
+from tangentlab.studies import ResultRow, get_study
+from tangentlab.studies.lazy import (
+    CHANGE_METRICS,
+    LazyParams,
+    default_model,
+    set_hidden_width,
+    with_activation,
+)
 
 DATA = {"name": "synthetic", "n_train": 16, "n_test": 8, "options": {"input_dim": 3}}
 EXPECTED = (
@@ -142,9 +148,7 @@ def test_ntk_gd_changes_shrink_with_width():
 
     The quick config's setting (teacher-student, n = 64, 300 steps, η = 0.5 n/λ_max, one hidden layer), widths
     64…4096, 2 seeds. The relative parameter change follows −1/2 (±0.15). The relative eNTK change of this
-    one-hidden-layer net shrinks faster (measured ≈ −0.83 ± 0.03, local slope ≈ −1 between 1024 and 4096; a
-    three-hidden-layer net measured 2.01, 0.78, 0.16 at widths 64, 256, 1024, local slopes −0.68 and −1.14), as
-    Dyer & Gur-Ari 2020 (arXiv 1909.11304) predict: the NTK moves by O(1/width) during training, and Lee et al.'s
+    one-hidden-layer ReLU net shrinks faster (the quick config's report gives its slope), and Lee et al.'s
     width^(−1/2) is an upper bound. So the eNTK change is held to the theorem's bound only: slope ≤ −0.5 + 0.15.
     """
     study = get_study("lazy")
@@ -167,3 +171,39 @@ def test_ntk_gd_changes_shrink_with_width():
     assert abs(param_fit.slope + 0.5) <= 0.15, param_fit
     entk_fit = fit_power_law(widths, entk)
     assert entk_fit.slope <= -0.35, entk_fit
+
+
+def test_with_activation_replaces_every_relu_and_the_run_builds_an_erf_net():
+    hidden = [{"layer": "Dense", "width": 4}, {"layer": "ReLU"}]
+    deep = {"layer": "Serial", "layers": [*hidden, *hidden, {"layer": "Dense", "width": 1}]}
+    out = with_activation(deep, "erf")
+    assert [layer["layer"] for layer in out["layers"]] == ["Dense", "Erf", "Dense", "Erf", "Dense"]
+    assert deep["layers"][1] == {"layer": "ReLU"} and deep["layers"][3] == {"layer": "ReLU"}  # a copy
+    assert with_activation(default_model("relu"), "erf") == default_model("erf")
+    relu = get_study("lazy").run(_config())
+    erf = get_study("lazy").run(_config(activation="erf"))
+    assert erf.metrics["status"] == "completed"
+    # same seed and widths, another activation: another kernel
+    assert erf.metrics["lambda_max"] != pytest.approx(relu.metrics["lambda_max"], rel=1e-3)
+    erf_net = arch.from_dict(set_hidden_width(default_model("erf"), 8, 1))
+    theta = erf_net.kernel(torch.zeros(1, 3, dtype=torch.float64) + 0.5).ntk
+    assert float(theta) > 0  # the description the run builds has a closed-form kernel
+
+
+def test_positive_control_runs_and_the_report_says_match(tmp_path):
+    """The positive control, run small: erf, NTK parametrization, GD — Lee et al.'s theorem's hypotheses — at widths
+    32…512 (one seed); the report's bound test must say "match" on the relative eNTK change, and the μP arm beside
+    it (feature learning by design) must say "no match"."""
+    study = get_study("lazy")
+    rows = []
+    for width in (32, 128, 512):
+        for param in ("ntk", "mup"):
+            config = _config(width=width, parametrization=param, activation="erf", steps=100)
+            out = study.run(config)
+            assert out.metrics["status"] == "completed"
+            rows.append(ResultRow(run_id=config.run_id, config=config, status="done", metrics=out.metrics))
+    numbers = study.report(rows, tmp_path).to_dict()["numbers"]
+    control = numbers["positive_control"]
+    assert control["setting"] == "erf/ntk/gd" and control["verdict"] == "match", control
+    assert control["measured"]["slope"] < -0.5
+    assert [c["verdict"] for c in numbers["negative_controls"]] == ["no match"]

@@ -28,6 +28,9 @@ def test_the_builtin_studies_are_registered():
         "uncertainty",
         "bandit",
         "continual",
+        "ensemble",
+        "ntk_update",
+        "alt_kernels",
     }
 
 

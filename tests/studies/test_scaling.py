@@ -132,3 +132,73 @@ def test_after_m_kernel_is_fitted_over_n_much_larger_than_m_only(tmp_path):
     text = "\n".join(section.findings)
     assert "eNTK after 8 samples, " in text and "(fit range n = 32–64, 0.30 decades;" in text
     assert "(fit range n = 8–64, 0.90 decades; error-rate exponents beside them: net 0.500" in text
+
+
+SYNTH = {"name": "synthetic", "n_train": 64, "n_test": 32, "options": {"input_dim": 3}}
+
+
+def _linear(seed: int, n: int) -> RunConfig:
+    config = _config(seed=seed, n_train=n, model_kind="linear", pretrain_m=2)
+    return RunConfig(study="scaling", data=SYNTH, train=config.train, params=config.params, seed=seed)
+
+
+def test_linear_model_is_its_own_entk_and_is_trained_to_least_squares():
+    """The positive control's model: eNTK at init = after m = infinite NTK, and the net (one Gauss-Newton step)
+    predicts what ordinary least squares on [x, 1] predicts (numpy lstsq, an independent reference)."""
+    import numpy as np
+    import torch
+
+    config = _linear(0, 16)
+    m = ScalingStudy().run(config).metrics
+    assert m["status"] == "completed" and m["trained_by"] == "gauss_newton"
+    assert m["test_mse_entk0"] == pytest.approx(m["test_mse_ntk"], rel=1e-9)
+    assert m["test_mse_entk0"] == pytest.approx(m["test_mse_entk_m"], rel=1e-9)
+    ds = config.data.load(shape="flat")  # data seed = data.seed + seed = 0
+    x, y = ds.x_train[:16].to(torch.float64).numpy(), ds.y_train[:16].to(torch.float64).numpy()
+    xt, yt = ds.x_test[:24].to(torch.float64).numpy(), ds.y_test[:24].to(torch.float64).numpy()
+    design = np.hstack([x, np.ones((16, 1))])
+    coef, *_ = np.linalg.lstsq(design, y.reshape(16, -1), rcond=None)
+    pred = np.hstack([xt, np.ones((xt.shape[0], 1))]) @ coef
+    mse = float(np.mean(np.sum((pred - yt.reshape(pred.shape)) ** 2, axis=1)))
+    assert m["test_mse_net"] == pytest.approx(mse, rel=1e-3)  # the singular Gram is solved with a jitter
+    assert m["test_mse_entk0"] == pytest.approx(mse, rel=1e-3)  # kernel regression, ridge 1e-6
+
+
+def test_positive_control_runs_and_the_report_says_match(tmp_path):
+    """The control run small (linear model, n = 8...32, 3 seeds): the report's comparison must say "match"."""
+    study = ScalingStudy()
+    rows = []
+    for n in (8, 16, 32):
+        for seed in (0, 1, 2):
+            config = _linear(seed, n)
+            rows.append(
+                ResultRow(
+                    run_id=config.run_id, config=config, status="done", metrics=study.run(config).metrics
+                )
+            )
+    section = study.report(rows, tmp_path)
+    control = section.to_dict()["numbers"]["positive_control"]
+    assert control["verdict"] == "match", control
+    assert control["measured"]["synthetic"]["comparison"] == "not distinguishable"
+    assert any(f.startswith("Positive control") and f.endswith("→ match.") for f in section.findings)
+
+
+def test_the_same_control_says_no_match_on_a_case_built_to_fail(tmp_path):
+    """Linear-model rows whose net scales as n^-0.8 while its kernels scale as n^-0.2: "no match"."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for n in (16, 32, 64, 128):
+        for seed in (0, 1, 2):
+            config = _config(seed=seed, n_train=n, model_kind="linear", pretrain_m=0)
+            noise = float(np.exp(0.02 * rng.standard_normal()))
+            metrics = {"status": "completed", "test_mse_net": n**-0.8 * noise}
+            metrics |= {f"test_mse_{k}": n**-0.2 * noise for k in ("entk0", "ntk")}
+            rows.append(ResultRow(run_id=f"{n}-{seed}", config=config, status="done", metrics=metrics))
+    section = ScalingStudy().report(rows, tmp_path)
+    control = section.to_dict()["numbers"]["positive_control"]
+    assert control["verdict"] == "no match"
+    assert control["measured"]["digits"]["comparison"] == "net better"
+    assert control["measured"]["digits"]["net"]["alpha"] == pytest.approx(0.8, abs=0.02)
+    assert section.verdict == "inconclusive"  # the control is not part of the verdict

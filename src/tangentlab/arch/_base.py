@@ -1,6 +1,6 @@
-"""Plumbing shared by every layer description: the kernel state that flows between layers, the context of a
-build or kernel pass, argument checks that name the layer, the argument, the value and the choices, and the
-network-level entry points of a description: :func:`build` (finite net) and :func:`kernel` (its limit)."""
+"""The base of every layer description and the network-level entry points of a description: :func:`build`
+(finite net) and :func:`kernel` (its limit). The kernel state, the pass context and the argument checks are in
+:mod:`._state` (re-exported here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import dataclasses
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, cast
 
 import torch
@@ -16,107 +15,42 @@ from torch import nn
 
 from tangentlab.arch._parametrization import Role, Scales, layer_scales
 from tangentlab.arch._record import Kernel
+from tangentlab.arch._state import (
+    Context,
+    KernelState,
+    Positions,
+    Shape,
+    check_choice,
+    check_ints,
+    check_positive_int,
+    check_real,
+    fail,
+    per_axis,
+)
 from tangentlab.kernels import memory_budget as default_budget
 
 Parametrization = Literal["ntk", "standard", "mup"]
 PARAMETRIZATIONS: tuple[str, ...] = ("ntk", "standard", "mup")
-Shape = tuple[int, ...]
-
-
-def fail(layer: str, argument: str, value: object, expected: str) -> ValueError:
-    """The error every check raises: ``"<layer>: <argument>=<value> is invalid; expected <expected>"``."""
-    return ValueError(f"{layer}: {argument}={value!r} is invalid; expected {expected}")
-
-
-def check_choice(layer: str, argument: str, value: object, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise fail(layer, argument, value, "one of " + ", ".join(repr(c) for c in choices))
-    return value
-
-
-def check_positive_int(layer: str, argument: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise fail(layer, argument, value, "a positive int")
-    return value
-
-
-def check_real(layer: str, argument: str, value: object, *, nonnegative: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise fail(layer, argument, value, "a real number" + (" >= 0" if nonnegative else ""))
-    if nonnegative and value < 0:
-        raise fail(layer, argument, value, "a real number >= 0")
-    return float(value)
-
-
-def check_ints(layer: str, argument: str, value: object) -> int | tuple[int, ...]:
-    """A positive int or a tuple (lists from JSON are turned into tuples) of positive ints."""
-    if isinstance(value, list | tuple):
-        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
-            raise fail(layer, argument, value, "a positive int or a tuple of positive ints")
-        return tuple(value)
-    return check_positive_int(layer, argument, value)
-
-
-def per_axis(layer: str, argument: str, value: int | tuple[int, ...], n_axes: int) -> tuple[int, ...]:
-    if isinstance(value, int):
-        return (value,) * n_axes
-    if len(value) != n_axes:
-        raise fail(layer, argument, value, f"an int or a tuple of {n_axes} ints for {n_axes}-D inputs")
-    return value
-
-
-@dataclass
-class KernelState:
-    """Infinite-width kernels of the features at one point of the network, averaged over units (channels).
-
-    Shapes: ``spatial == ()`` for feature vectors, then ``nngp``/``ntk`` are (n1, n2) and ``var1``/``var2``
-    (n1,)/(n2,); for feature maps with ``P = prod(spatial)`` positions they are (n1, n2, P, P) and
-    (n1, P, P)/(n2, P, P). ``nngp[i, j, p, q]`` is the covariance of a unit at position p for input i with the
-    same unit at position q for input j; ``ntk`` the same for the tangent kernel; ``var1``/``var2`` the
-    covariances of each input with itself (all position pairs), which activations need for their variances.
-    ``var2 is var1`` when the second set of inputs is the first.
-    """
-
-    nngp: torch.Tensor
-    ntk: torch.Tensor
-    var1: torch.Tensor
-    var2: torch.Tensor
-    spatial: Shape
-
-    def replace(self, **changes: Any) -> KernelState:
-        return dataclasses.replace(self, **changes)
-
-    def map_all(self, fn: Any) -> KernelState:
-        """Apply one linear map to the four tensors (keeping ``var2 is var1``)."""
-        var1 = fn(self.var1)
-        var2 = var1 if self.var2 is self.var1 else fn(self.var2)
-        return self.replace(nngp=fn(self.nngp), ntk=fn(self.ntk), var1=var1, var2=var2)
-
-
-@dataclass
-class Context:
-    """State of one build or kernel pass: parametrization, position among weight layers, random generator."""
-
-    parametrization: str
-    n_weight_layers: int
-    generator: torch.Generator | None = None
-    dtype: torch.dtype = torch.float64
-    device: torch.device | str | None = None
-    weight_index: int = 0
-
-    def next_role(self) -> Role:
-        """Role of the next Dense/Conv: the first is ``"input"``, the last ``"readout"``, the others hidden."""
-        index = self.weight_index
-        self.weight_index += 1
-        if index == 0:
-            return "input"
-        return "readout" if index == self.n_weight_layers - 1 else "hidden"
-
-    def normal(self, shape: tuple[int, ...], std: float) -> torch.Tensor:
-        """``N(0, std^2)`` draws from the pass's generator (on CPU in float64, then cast: device-independent)."""
-        assert self.generator is not None
-        draw = torch.randn(shape, generator=self.generator, dtype=torch.float64) * std
-        return draw.to(dtype=self.dtype, device=self.device)
+__all__ = [
+    "PARAMETRIZATIONS",
+    "BuiltNetwork",
+    "Context",
+    "KernelState",
+    "Layer",
+    "Parametrization",
+    "Positions",
+    "Shape",
+    "WeightLayer",
+    "build",
+    "check_choice",
+    "check_ints",
+    "check_positive_int",
+    "check_real",
+    "fail",
+    "input_state",
+    "kernel",
+    "per_axis",
+]
 
 
 LAYERS: dict[str, type[Layer]] = {}
@@ -165,6 +99,11 @@ class Layer:
         """Temporaries (in units of the state size) the kernel map needs at its peak; sets the block size."""
         return 6
 
+    def mixes_positions(self) -> bool:
+        """Whether the kernel map reads covariances of different positions (``K[p, q]``, ``p != q``) to produce the
+        diagonal ``K'[p, p]`` (pooling does; convolutions, activations, Dense and Flatten do not)."""
+        return False
+
     # --- network-level entry points ------------------------------------------------------------------------
     def build(
         self,
@@ -185,9 +124,12 @@ class Layer:
         *,
         parametrization: Parametrization = "ntk",
         memory_budget: int | None = None,
+        positions: Positions = "auto",
     ) -> Kernel:
         """The infinite-width NNGP and NTK; see :func:`tangentlab.arch.kernel`."""
-        return kernel(self, x1, x2, parametrization=parametrization, memory_budget=memory_budget)
+        return kernel(
+            self, x1, x2, parametrization=parametrization, memory_budget=memory_budget, positions=positions
+        )
 
     # --- serialisation -------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -339,8 +281,11 @@ def build(
     )
 
 
-def input_state(x1: torch.Tensor, x2: torch.Tensor | None) -> KernelState:
-    """Kernels of the raw inputs, averaged over input channels (features): ``K = <x1, x2> / C``."""
+def input_state(x1: torch.Tensor, x2: torch.Tensor | None, *, diagonal: bool = False) -> KernelState:
+    """Kernels of the raw inputs, averaged over input channels (features): ``K = <x1, x2> / C``.
+
+    ``diagonal``: for feature maps, only the position diagonal (:class:`KernelState`).
+    """
     same = x2 is None
     b = x1 if x2 is None else x2
     if x1.ndim == 2:
@@ -349,14 +294,26 @@ def input_state(x1: torch.Tensor, x2: torch.Tensor | None) -> KernelState:
         var2 = var1 if same else (b * b).sum(1) / d
         nngp = x1 @ b.T / d
         spatial: Shape = ()
+        diagonal = False
     else:
         c = x1.shape[1]
         spatial = tuple(x1.shape[2:])
         f1, f2 = x1.reshape(x1.shape[0], c, -1), b.reshape(b.shape[0], c, -1)
-        var1 = torch.einsum("icp,icq->ipq", f1, f1) / c
-        var2 = var1 if same else torch.einsum("icp,icq->ipq", f2, f2) / c
-        nngp = torch.einsum("icp,jcq->ijpq", f1, f2) / c
-    return KernelState(nngp=nngp, ntk=torch.zeros_like(nngp), var1=var1, var2=var2, spatial=spatial)
+        if diagonal:
+            nngp = torch.einsum("icp,jcp->ijp", f1, f2) / c
+            var1 = (f1 * f1).sum(1) / c
+            var2 = var1 if same else (f2 * f2).sum(1) / c
+        else:
+            nngp = torch.einsum("icp,jcq->ijpq", f1, f2) / c
+            var1 = torch.einsum("icp,icq->ipq", f1, f1) / c
+            var2 = var1 if same else torch.einsum("icp,icq->ipq", f2, f2) / c
+        if (
+            same
+        ):  # the variances bit for bit equal to the kernel's i = j entries (correlation exactly 1 there)
+            var1 = var2 = torch.diagonal(nngp, dim1=0, dim2=1).movedim(-1, 0).contiguous()
+    return KernelState(
+        nngp=nngp, ntk=torch.zeros_like(nngp), var1=var1, var2=var2, spatial=spatial, diagonal=diagonal
+    )
 
 
 def kernel(
@@ -366,13 +323,15 @@ def kernel(
     *,
     parametrization: str = "ntk",
     memory_budget: int | None = None,
+    positions: Positions = "auto",
 ) -> Kernel:
     """The NNGP and NTK of one network output: the limit, as widths grow, of the seed-average of
     the empirical kernels of ``build(..., parametrization=p, seed=s)``; under ``"standard"`` and ``"mup"``
     (whose NTK scales with the widths) the same Gaussian recursion evaluated at the description's widths.
 
     Computed in float64 on ``x1``'s device, in blocks of inputs sized so that one block's temporaries stay within
-    ``memory_budget`` bytes (feature maps with ``P`` positions carry (block, block, P, P) covariances).
+    ``memory_budget`` bytes (feature maps with ``P`` positions carry (block, block, P, P) covariances, or only their
+    (block, block, P) position diagonal when no layer pools, e.g. convolutions and a ``Flatten`` readout).
 
     Args:
         net: the description (last layer Dense).
@@ -382,6 +341,9 @@ def kernel(
         memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
             inputs; None means :func:`tangentlab.kernels.memory_budget` of ``x1``'s device (2 GiB on a CPU, half
             the free GPU memory after the two float64 results on CUDA).
+        positions: ``"auto"`` carries the position diagonal of feature-map covariances wherever no later layer
+            mixes positions (:class:`KernelState`), ``"full"`` all position pairs everywhere (same numbers up to
+            rounding, at O(P) times the cost; the reference the diagonal path is tested against).
 
     Returns:
         :class:`Kernel` with (n1, n2) float64 ``nngp`` (output covariance) and ``ntk``.
@@ -393,6 +355,7 @@ def kernel(
     in_shape = tuple(x1.shape[1:])
     if x2 is not None and (not isinstance(x2, torch.Tensor) or tuple(x2.shape[1:]) != in_shape):
         raise fail(name, "x2 shape", getattr(x2, "shape", x2), f"(n2, {', '.join(map(str, in_shape))})")
+    check_choice(name, "positions", positions, ("auto", "full"))
     n_weights = _check_net(net, in_shape)
     a = x1.detach().to(torch.float64)
     b = a if x2 is None else x2.detach().to(dtype=torch.float64, device=a.device)
@@ -402,12 +365,16 @@ def kernel(
             raise ValueError(
                 f"{arg}: expected finite inputs, got {bad} NaN/inf value(s) (the kernel would be NaN)"
             )
-    positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
+    n_positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
     n1, n2 = a.shape[0], b.shape[0]
+    # Only the position diagonal is carried when no layer pools (a Flatten readout): O(P) per pair, not O(P^2).
+    # A net that pools carries all pairs from its input; Serial switches to the diagonal after its last pooling.
+    diagonal = positions == "auto" and len(in_shape) > 1 and not net.mixes_positions()
+    entries = n_positions if diagonal else n_positions * n_positions
     factor = max(leaf.work_factor() for leaf in net.leaves()) + 4
     budget = memory_budget if memory_budget is not None else default_budget(a.device, reserve=16 * n1 * n2)
-    by_budget = math.isqrt(max(1, budget // (8 * positions * positions * factor)))
-    by_cache = math.isqrt(max(1, BLOCK_ENTRIES // (positions * positions)))
+    by_budget = math.isqrt(max(1, budget // (8 * entries * factor)))
+    by_cache = math.isqrt(max(1, BLOCK_ENTRIES // entries))
     by_cache = (
         by_budget if a.device.type == "cuda" else by_cache
     )  # a GPU wants large blocks: its memory decides
@@ -417,8 +384,8 @@ def kernel(
 
     def run_block(i: int, j: int) -> None:
         same = x2 is None and i == j
-        state = input_state(a[i : i + block], None if same else b[j : j + block])
-        out = net.kernel_map(state, in_shape, Context(parametrization, n_weights))
+        state = input_state(a[i : i + block], None if same else b[j : j + block], diagonal=diagonal)
+        out = net.kernel_map(state, in_shape, Context(parametrization, n_weights, positions=positions))
         nngp[i : i + block, j : j + block] = out.nngp
         ntk[i : i + block, j : j + block] = out.ntk
 

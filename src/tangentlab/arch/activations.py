@@ -86,6 +86,9 @@ class Elementwise(Layer):
         if state.spatial == ():
             d1, d2 = state.var1, state.var2
             va, vb, sa, sb = d1[:, None], d2[None, :], d1, d1
+        elif state.diagonal:  # var1/var2 are the (n, P) variances themselves
+            d1, d2 = state.var1, state.var2
+            va, vb, sa, sb = d1[:, None, :], d2[None, :, :], d1, d1
         else:
             d1 = torch.diagonal(state.var1, dim1=-2, dim2=-1)  # (n1, P)
             d2 = torch.diagonal(state.var2, dim1=-2, dim2=-1)
@@ -95,11 +98,13 @@ class Elementwise(Layer):
         var1 = self.expectation(state.var1, sa, sb)
         if state.var2 is state.var1:
             var2 = var1
-        elif state.spatial == ():
+        elif state.spatial == () or state.diagonal:
             var2 = self.expectation(state.var2, d2, d2)
         else:
             var2 = self.expectation(state.var2, d2[:, :, None], d2[:, None, :])
-        return KernelState(nngp=nngp, ntk=ntk, var1=var1, var2=var2, spatial=state.spatial)
+        return KernelState(
+            nngp=nngp, ntk=ntk, var1=var1, var2=var2, spatial=state.spatial, diagonal=state.diagonal
+        )
 
 
 def resolve_dotted(name: str) -> Any:

@@ -46,13 +46,25 @@ class Serial(Layer):
         return nn.Sequential(*modules)
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
-        for layer in self.layers:
-            state = layer.kernel_map(state, in_shape, ctx)
-            in_shape = layer.out_shape(in_shape)
+        outer = ctx.mixing_after
+        mixing = [layer.mixes_positions() for layer in self.layers]
+        try:
+            for index, layer in enumerate(self.layers):
+                later = outer or any(mixing[index + 1 :])
+                if ctx.positions == "auto" and not later and not mixing[index]:
+                    state = state.to_diagonal()  # nothing ahead reads off-diagonal positions
+                ctx.mixing_after = later
+                state = layer.kernel_map(state, in_shape, ctx)
+                in_shape = layer.out_shape(in_shape)
+        finally:
+            ctx.mixing_after = outer
         return state
 
     def leaves(self) -> tuple[Layer, ...]:
         return tuple(leaf for layer in self.layers for leaf in layer.leaves())
+
+    def mixes_positions(self) -> bool:
+        return any(layer.mixes_positions() for layer in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
         return {"layer": self.layer_name, "layers": [layer.to_dict() for layer in self.layers]}
@@ -104,6 +116,8 @@ class Residual(Serial):
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
         branch = super().kernel_map(state, in_shape, ctx)
+        if branch.diagonal:
+            state = state.to_diagonal()
         var1 = state.var1 + branch.var1
         var2 = var1 if state.var2 is state.var1 else state.var2 + branch.var2
         return KernelState(
@@ -112,6 +126,7 @@ class Residual(Serial):
             var1=var1,
             var2=var2,
             spatial=state.spatial,
+            diagonal=branch.diagonal,
         )
 
 

@@ -96,6 +96,37 @@ def window_mean(
     return acc.reshape(*batch, n_out, n_out)
 
 
+def window_mean_diagonal(
+    t: torch.Tensor,
+    spatial: Shape,
+    kernel: tuple[int, ...],
+    stride: tuple[int, ...],
+    pads: tuple[tuple[int, int], ...],
+    circular: bool,
+) -> torch.Tensor:
+    """:func:`window_mean` on the position diagonal: ``A(t)[p] = mean_k t[s p + k - pad]``.
+
+    ``t`` has shape (*batch, P) (the diagonal ``t[p, p]``); the result (*batch, P_out). This is an average pooling
+    of the padded diagonal map (the ``(p, p)`` entry of the window mean reads only diagonal entries).
+    """
+    d = len(spatial)
+    batch = t.shape[:-1]
+    x = t.reshape(-1, 1, *spatial)
+    if any(pad != (0, 0) for pad in pads):
+        flat = [p for pair in reversed(pads) for p in pair]  # F.pad wants the last axis first
+        x = F.pad(x, flat, mode="circular" if circular else "constant")
+    pool = F.avg_pool1d if d == 1 else F.avg_pool2d
+    out = pool(x, kernel, stride)
+    return out.reshape(*batch, -1)
+
+
+def same_pads(size: int, k: int, s: int) -> tuple[int, int]:
+    """TF/JAX "SAME" padding of one axis: total ``max((ceil(size / s) - 1) s + k - size, 0)``, the odd one at the
+    end (right/bottom), so that the output has ``ceil(size / s)`` positions."""
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
 @dataclass(frozen=True)
 class Conv(WeightLayer):
     """Convolution over ``(channels, length)`` or ``(channels, height, width)`` inputs (PyTorch layout).
@@ -104,8 +135,10 @@ class Conv(WeightLayer):
         channels: output channels.
         kernel_size: window size, an int or one int per spatial axis.
         stride: an int or one per axis.
-        padding: ``"same"`` (zeros, output length ``ceil(L / stride)``; left pad ``(k - 1) // 2``),
-            ``"valid"`` (none) or ``"circular"`` (wrap around, same amounts as "same").
+        padding: ``"same"`` (zeros, output length ``ceil(L / stride)``, TF/JAX/neural-tangents convention: total
+            padding ``max((ceil(L / stride) - 1) stride + k - L, 0)``, the odd pixel at the end; with stride 1 the
+            left pad is ``(k - 1) // 2``), ``"valid"`` (none) or ``"circular"`` (wrap around, same amounts as
+            "same").
         sigma_w: weight standard deviation (times ``1/sqrt(fan_in)``, fan_in = channels_in × kernel area).
         sigma_b: bias standard deviation.
 
@@ -148,7 +181,7 @@ class Conv(WeightLayer):
         if self.padding == "valid":
             pads = tuple((0, 0) for _ in kernel)
         else:
-            pads = tuple(((k - 1) // 2, k - 1 - (k - 1) // 2) for k in kernel)
+            pads = tuple(same_pads(n, k, s) for n, k, s in zip(in_shape[1:], kernel, stride, strict=True))
         for size, k, (left, right) in zip(in_shape[1:], kernel, pads, strict=True):
             if size + left + right < k or (self.padding == "circular" and max(left, right) > size):
                 raise fail(
@@ -196,7 +229,9 @@ class Conv(WeightLayer):
         scales = self.next_scales(in_shape, ctx)
         circular = self.padding == "circular"
 
+        mean = window_mean_diagonal if state.diagonal else window_mean
+
         def avg(t: torch.Tensor) -> torch.Tensor:
-            return window_mean(t, state.spatial, kernel, stride, pads, circular)
+            return mean(t, state.spatial, kernel, stride, pads, circular)
 
         return affine_kernel_map(state, scales, avg).replace(spatial=self.out_shape(in_shape)[1:])

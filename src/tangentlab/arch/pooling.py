@@ -46,7 +46,11 @@ class GlobalAvgPool(Layer):
         return GlobalMean()
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
+        assert not state.diagonal, "pooling needs all position pairs"
         return state.map_all(lambda t: t.mean(dim=(-2, -1))).replace(spatial=())
+
+    def mixes_positions(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class AvgPool(Layer):
         return nn.AvgPool1d(window) if len(window) == 1 else nn.AvgPool2d((window[0], window[1]))
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
+        assert not state.diagonal, "pooling needs all position pairs"
         window = self._window(in_shape)
         out = self.out_shape(in_shape)[1:]
         d = len(window)
@@ -95,6 +100,9 @@ class AvgPool(Layer):
             return x.reshape(*batch, math.prod(out), math.prod(out))
 
         return state.map_all(pool).replace(spatial=out)
+
+    def mixes_positions(self) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -112,4 +120,6 @@ class Flatten(Layer):
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
         if state.spatial == ():
             return state
+        if state.diagonal:
+            return state.map_all(lambda t: t.mean(-1)).replace(spatial=(), diagonal=False)
         return state.map_all(lambda t: torch.diagonal(t, dim1=-2, dim2=-1).mean(-1)).replace(spatial=())

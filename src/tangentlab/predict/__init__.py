@@ -9,6 +9,8 @@ Public surface:
   :func:`laplace_evidence`, :func:`function_space_evidence`, :func:`maximize_evidence` — its evidence pieces, also
   usable to tune a GP's amplitude and noise.
 * :class:`KernelRegressor` — fit/predict kernel ridge regression on precomputed kernels.
+* :class:`StationaryRegressor` — kernel ridge regression with an RBF or Laplace kernel on raw inputs, bandwidth by
+  the median heuristic or by validation (the "alternative kernels" beside NTK and NNGP).
 * :func:`solve_psd`, :class:`SolveInfo`, :class:`GaussianPrediction` — the solver and its records.
 
 All computation is float64; the loss convention is ``L = (1/(2n)) sum_i ||f(x_i) - y_i||^2``.
@@ -31,6 +33,7 @@ from tangentlab.predict.solve import (
     default_jitter_ladder,
     solve_psd,
 )
+from tangentlab.predict.stationary import StationaryRegressor
 
 __all__ = [
     "JITTER_LADDER",
@@ -41,6 +44,7 @@ __all__ = [
     "LinearizedLaplace",
     "NotFittedError",
     "SolveInfo",
+    "StationaryRegressor",
     "default_jitter_ladder",
     "function_space_evidence",
     "gp_inference",

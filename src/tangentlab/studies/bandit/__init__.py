@@ -35,6 +35,7 @@ The report (:mod:`tangentlab.studies.bandit.report`) plots cumulative regret aga
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -48,7 +49,7 @@ from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._models import set_hidden_width
 from tangentlab.studies._sections import finite_or_none
 from tangentlab.studies.bandit.agents import AgentName, AgentSettings, NetworkAgent, make_agent, play
-from tangentlab.studies.bandit.envs import BanditEnv, classification_bandit, nonlinear_bandit
+from tangentlab.studies.bandit.envs import BanditEnv, classification_bandit, linear_bandit, nonlinear_bandit
 from tangentlab.train import divergence
 
 
@@ -77,7 +78,7 @@ class BanditParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    env: Literal["classification", "cos", "quadratic"] = "classification"
+    env: Literal["classification", "cos", "quadratic", "linear"] = "classification"
     agent: AgentName = "neural_ucb"
     width: PositiveInt = 64
     rounds: PositiveInt = 300
@@ -115,6 +116,18 @@ def exploration_nu(p: BanditParams) -> float:
     return float(p.noise_std)
 
 
+def linear_theta_norm(p: BanditParams) -> float:
+    """``||theta*||`` of the ``linear`` bandit: ``S / (2 sqrt(dim))``, so that the mean reward ``theta*^T x`` has norm at
+    most ``S`` (``norm_bound``) in the RKHS of the NTK and Zhou et al.'s assumption ``||h||_H <= S`` holds.
+
+    Why: under NTK parametrization the first layer contributes ``Sigma_1 = x^T x' / dim`` to the NTK of a ReLU net,
+    multiplied by ``E[relu'(u) relu'(v)] = 1/4 + arcsin(rho) / (2 pi)`` (a positive-definite kernel plus 1/4), so by
+    the Schur product theorem ``Theta >= Sigma_1 / 4`` and ``||theta^T x||_Theta <= 2 sqrt(dim) ||theta||`` for the
+    study's default net (one hidden ReLU layer, sigma_w = 1; biases only add a positive-definite term).
+    """
+    return float(p.norm_bound) / (2.0 * math.sqrt(p.dim))
+
+
 def make_env(p: BanditParams, config: RunConfig) -> BanditEnv:
     """The bandit of one run (seeded by ``config.seed``)."""
     if p.env == "classification":
@@ -127,6 +140,16 @@ def make_env(p: BanditParams, config: RunConfig) -> BanditEnv:
             pool_size=config.data.n_train,
             classes=config.data.classes,
         )
+    if p.env == "linear":
+        env, _ = linear_bandit(
+            rounds=p.rounds,
+            dim=p.dim,
+            n_arms=p.n_arms,
+            noise_std=p.noise_std,
+            seed=config.seed,
+            theta_norm=linear_theta_norm(p),
+        )
+        return env
     return nonlinear_bandit(
         p.env, rounds=p.rounds, dim=p.dim, n_arms=p.n_arms, noise_std=p.noise_std, seed=config.seed
     )

@@ -202,22 +202,29 @@ def linear_bandit(
     alpha: float = 1.0,
     noise_std: float = 0.5,
     seed: int = 0,
+    theta_norm: float | None = None,
 ) -> tuple[BanditEnv, torch.Tensor]:
     """A linear bandit ``r = theta*^T x + N(0, noise_std^2)`` with ``theta* ~ N(0, alpha^-1 I)``, ``x ~ N(0, I)``.
+
+    With ``theta_norm`` set, ``theta*`` is that draw rescaled to the norm ``theta_norm`` (a uniform direction).
 
     Returns:
         The environment and ``theta*``.
 
     Raises:
-        ValueError: a non-positive ``alpha``.
+        ValueError: a non-positive ``alpha`` or a negative ``theta_norm``.
     """
     rounds, dim, n_arms = (
         _check_positive(n, v) for n, v in (("rounds", rounds), ("dim", dim), ("n_arms", n_arms))
     )
     if not (alpha > 0 and math.isfinite(alpha)):
         raise ValueError(f"alpha: expected a finite number > 0, got {alpha!r}")
+    if theta_norm is not None and not (theta_norm >= 0 and math.isfinite(theta_norm)):
+        raise ValueError(f"theta_norm: expected a finite number >= 0, got {theta_norm!r}")
     g = _generator(seed)
     theta = torch.randn(dim, generator=g, dtype=torch.float64) / math.sqrt(alpha)
+    if theta_norm is not None:
+        theta = theta_norm * _unit_rows(theta[None])[0]
     x = torch.randn(rounds, n_arms, dim, generator=g, dtype=torch.float64)
     env = BanditEnv("linear", x, x @ theta, _noise((rounds, n_arms), noise_std, g), float(noise_std))
     return env, theta

@@ -25,7 +25,7 @@ from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, header, tally
 from tangentlab.studies.conditioning import ConditioningParams
-from tangentlab.studies.conditioning.benefit import benefit
+from tangentlab.studies.conditioning.benefit import benefit, positive_control
 
 THRESHOLD = 0.5  # Zhang et al. 2019, Condition 2: C < 1/2
 LAZY_SLOPE = -0.5  # Lee et al. 2019: relative changes shrink like width^(-1/2) under NTK parametrization
@@ -406,11 +406,13 @@ def section(study: Study, rows: list[ResultRow[ConditioningParams]], figures_dir
     """Build the ``conditioning`` report section and write its figures into ``figures_dir``."""
     figures_dir.mkdir(parents=True, exist_ok=True)
     runs = tally(rows)
-    if not runs.completed:
-        return empty_section(study, runs)
     groups: dict[Setting, list[ResultRow[ConditioningParams]]] = defaultdict(list)
-    for r in runs.completed:
-        groups[_setting(r)].append(r)
+    for r in runs.completed:  # the positive control (linearized nets) is judged apart, below
+        if not r.params.linearized:
+            groups[_setting(r)].append(r)
+    control = positive_control([r for r in runs.completed if r.params.linearized])
+    if not groups:
+        return empty_section(study, runs)
     fits = {s: {m: _fit(rs, m) for m in FIT_METRICS} for s, rs in groups.items()}
     figures = (
         figures_dir / "conditioning_spectrum_vs_width.png",
@@ -421,6 +423,8 @@ def section(study: Study, rows: list[ResultRow[ConditioningParams]], figures_dir
     _plot_stability(groups, fits, figures[1])
     _plot_convergence(groups, figures[2])
     verdict, verdict_text = _verdict(groups)
+    n_seeds = len({r.config.seed for rs in groups.values() for r in rs})
+    verdict_text += f" Seeds: {n_seeds}{' — fewer than 3' if n_seeds < 3 else ''}; C is the mean over seeds."
     benefit_text, benefit_numbers = benefit(groups)
     cells = {
         f"{s[0]}/{s[1]}/{w}": c
@@ -430,8 +434,14 @@ def section(study: Study, rows: list[ResultRow[ConditioningParams]], figures_dir
     return StudySection(
         **header(study),
         verdict=verdict,
-        findings=(verdict_text, benefit_text, *_findings(groups, fits)),
-        numbers={"threshold": THRESHOLD, "mean_stability_constant": cells, "benefit": benefit_numbers},
+        findings=(verdict_text, benefit_text, *([control[0]] if control else []), *_findings(groups, fits)),
+        numbers={
+            "threshold": THRESHOLD,
+            "mean_stability_constant": cells,
+            "benefit": benefit_numbers,
+            "seeds": n_seeds,
+            "positive_control": control[1] if control else None,
+        },
         runs=tuple(r.run_id for r in runs.completed),
         figures=figures,
         tables=(_width_table(groups), _slope_table(groups, fits)),

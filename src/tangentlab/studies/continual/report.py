@@ -3,14 +3,26 @@
 For each setting (task type, parametrization, regime) and each model (``net``, ``lin`` = linearized net, ``ntk`` =
 infinite-width NTK in closed form) the report fits ``F = a + slope * log2(width)`` by least squares over every
 completed run (all seeds), so ``slope`` is the change of average forgetting per doubling of width, with its
-regression standard error. Width *helps* in a setting when ``slope < -max(TOLERANCE, 2 * stderr)``. Runs of the
+regression standard error. Each slope gets one of three labels, from its sign and its interval
+``slope ± max(TOLERANCE, 2 * stderr)`` (:func:`effect`): width *lowers* forgetting (the interval lies below 0), width
+*raises* it (above 0), or *no resolvable effect* (the interval contains 0) — so opposite measured outcomes never
+share a label. Runs of the
 converged regime whose net missed the target training accuracy on some task within the step budget are not
 converged: they are named in the findings and left out of the forgetting figure, the table and the fits (the
 training-accuracy figure shows them).
 
 Verdict (claim of Wenger et al. 2023 on Mirzadeh et al. 2022): for each (task type, parametrization) with both
 regimes, the claim holds when width helps the net in the early-stopped regime and does not help it in the converged
-regime; ``supported`` if it holds in every such pair, ``mixed`` if in some, ``not supported`` if in none.
+regime (no resolvable effect, or width raises forgetting); ``supported`` if it holds in every such pair, ``mixed``
+if in some, ``not supported`` if in none. The slopes are fitted over every seed; with fewer than three seeds the
+findings say so next to the interval.
+
+Positive control (:func:`positive_control`): with a separate head per task (``split``) the infinite-width NTK
+predicts *zero* forgetting (its per-output kernel is the scalar NTK times the identity, so training one head leaves
+the others' outputs unchanged), whatever the regime. At the widest width of the sweep the net's forgetting, per
+seed paired with the closed form's, must match it: ``|mean difference| <= max(MATCH_TOLERANCE, 2 * standard error)``
+(:func:`matches`). The same test is reported for every (task type, regime) at the widest width, permuted tasks
+included, where the closed form is only approached (finite width, GD with momentum against gradient flow).
 """
 
 from __future__ import annotations
@@ -18,22 +30,34 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.section import StudySection, Table, Verdict
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, tally
 from tangentlab.studies._sections import header as section_header
 from tangentlab.studies.continual import ContinualParams
+from tangentlab.studies.continual.figures import (
+    MODEL_NAMES,
+    REGIMES,
+    Setting,
+    plot_against_width,
+    points,
+    run_width,
+)
 
 TOLERANCE = 0.005  # forgetting change per doubling of width below which width "does not matter"
-MODEL_NAMES: dict[str, str] = {"net": "network", "lin": "linearized net", "ntk": "NTK (∞ width, closed form)"}
-STYLES: dict[str, str] = {"net": "-", "lin": "--", "ntk": ":"}
-REGIMES: tuple[str, ...] = ("early_stopped", "converged", "fixed_budget")
-Setting = tuple[str, str, str]  # task type, parametrization, regime
+MATCH_TOLERANCE = (
+    0.01  # forgetting gap to the NTK closed form counted as a match (a test example in 100 per task)
+)
+MIN_SEEDS = 3
+EFFECTS: dict[str, str] = {
+    "lowers": "width lowers forgetting",
+    "raises": "width raises forgetting",
+    "none": "no resolvable effect of width",
+}
 
 
 class LinearFit(NamedTuple):
@@ -59,10 +83,30 @@ def fit_log2(widths: np.ndarray, values: np.ndarray) -> LinearFit | None:
     return LinearFit(float(slope), float(intercept), se)
 
 
+def _halfwidth(fit: LinearFit) -> float:
+    return max(TOLERANCE, 2 * (fit.stderr if math.isfinite(fit.stderr) else 0.0))
+
+
+def effect(fit: LinearFit) -> str:
+    """``"lowers"`` when the interval ``slope ± max(TOLERANCE, 2 stderr)`` lies below 0, ``"raises"`` when it lies
+    above 0, ``"none"`` when it contains 0."""
+    h = _halfwidth(fit)
+    return "lowers" if fit.slope < -h else "raises" if fit.slope > h else "none"
+
+
 def helps(fit: LinearFit) -> bool:
-    """Whether forgetting falls with width beyond noise: ``slope < -max(TOLERANCE, 2 stderr)``."""
-    se = fit.stderr if math.isfinite(fit.stderr) else 0.0
-    return fit.slope < -max(TOLERANCE, 2 * se)
+    """Whether forgetting falls with width beyond noise (:func:`effect` is ``"lowers"``)."""
+    return effect(fit) == "lowers"
+
+
+def matches(net: list[float], ntk: list[float]) -> tuple[bool, float, float]:
+    """(match, mean difference, its standard error) of per-seed paired forgetting ``net - ntk``: a match when
+    ``|mean| <= max(MATCH_TOLERANCE, 2 stderr)`` (the standard error is NaN, and only the tolerance counts, with one
+    seed)."""
+    d = np.asarray(net, dtype=float) - np.asarray(ntk, dtype=float)
+    mean = float(d.mean())
+    se = float(d.std(ddof=1) / math.sqrt(d.size)) if d.size > 1 else math.nan
+    return abs(mean) <= max(MATCH_TOLERANCE, 2 * se if math.isfinite(se) else 0.0), mean, se
 
 
 def _setting(row: ResultRow[ContinualParams]) -> Setting:
@@ -74,18 +118,8 @@ def _setting(row: ResultRow[ContinualParams]) -> Setting:
     )
 
 
-def _width(row: ResultRow[ContinualParams]) -> int:
-    return int(row.params.width)
-
-
-def _points(rows: list[ResultRow[ContinualParams]], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [(_width(r), r.metrics.get(metric)) for r in rows]
-    good = [(w, float(v)) for w, v in pairs if isinstance(v, int | float) and math.isfinite(v)]
-    return np.array([w for w, _ in good], dtype=float), np.array([v for _, v in good], dtype=float)
-
-
 def _fits(rows: list[ResultRow[ContinualParams]]) -> dict[str, LinearFit | None]:
-    return {k: fit_log2(*_points(rows, f"forgetting_{k}")) for k in MODEL_NAMES}
+    return {k: fit_log2(*points(rows, f"forgetting_{k}")) for k in MODEL_NAMES}
 
 
 def _slope_text(fit: LinearFit | None) -> str:
@@ -95,64 +129,36 @@ def _slope_text(fit: LinearFit | None) -> str:
     return f"{fit.slope:+.3f}{se}"
 
 
+def _effect_text(fit: LinearFit, seeds: int) -> str:
+    """``-0.030 ± 0.015 (interval [-0.060, +0.000], 3 seeds: width lowers forgetting)``."""
+    h = _halfwidth(fit)
+    few = (
+        f"{seeds} seed(s) — fewer than {MIN_SEEDS}, a rough interval"
+        if seeds < MIN_SEEDS
+        else f"{seeds} seeds"
+    )
+    return (
+        f"{_slope_text(fit)} (interval [{fit.slope - h:+.3f}, {fit.slope + h:+.3f}], {few}: "
+        f"{EFFECTS[effect(fit)]})"
+    )
+
+
 def _name(s: Setting) -> str:
     return f"{s[0]} tasks, {s[1]} parametrization, {s[2].replace('_', '-')}"
 
 
 def _mean_at(rows: list[ResultRow[ContinualParams]], metric: str, width: int) -> float:
     vals = [
-        float(v) for r in rows if _width(r) == width and isinstance(v := r.metrics.get(metric), int | float)
+        float(v)
+        for r in rows
+        if run_width(r) == width and isinstance(v := r.metrics.get(metric), int | float)
     ]
     return float(np.mean(vals)) if vals else math.nan
 
 
-@styled
-def _plot(
-    groups: dict[Setting, list[ResultRow[ContinualParams]]],
-    metric: str,
-    ylabel: str,
-    path: Path,
-    keys: tuple[str, ...],
-) -> None:
-    import matplotlib.pyplot as plt
-
-    types = sorted({s[0] for s in groups}) or ["no completed"]
-    params = sorted({s[1] for s in groups})
-    regimes = [r for r in REGIMES if any(s[2] == r for s in groups)] or list(REGIMES)
-    fig, axes = plt.subplots(
-        len(types), len(regimes), figsize=(6 * len(regimes), 4.2 * len(types)), squeeze=False, sharey="row"
-    )
-    for i, tt in enumerate(types):
-        for j, regime in enumerate(regimes):
-            ax = axes[i][j]
-            for c, par in enumerate(params):
-                rows = groups.get((tt, par, regime), [])
-                for key in keys:
-                    w, v = _points(rows, f"{metric}_{key}")
-                    if w.size == 0:
-                        continue
-                    ws = np.unique(w)
-                    mean = np.array([v[w == x].mean() for x in ws])
-                    lo = np.array([v[w == x].min() for x in ws])
-                    hi = np.array([v[w == x].max() for x in ws])
-                    label = MODEL_NAMES[key] + (f" ({par} param.)" if len(params) > 1 else "")
-                    ax.plot(
-                        ws, mean, STYLES[key], color=f"C{c}", marker="o" if key == "net" else ".", label=label
-                    )
-                    ax.fill_between(ws, lo, hi, color=f"C{c}", alpha=0.15 if key == "net" else 0.07)
-            ax.set_xscale("log", base=2)
-            ax.set_xlabel("width")
-            ax.set_ylabel(ylabel)
-            ax.set_title(f"{tt} tasks, {regime.replace('_', '-')}", fontsize=10)
-            ax.grid(True, which="both", alpha=0.3)
-            if ax.get_legend_handles_labels()[0]:
-                ax.legend(fontsize=7)
-    fig.suptitle(f"{ylabel} against width (mean over seeds; bands: min–max)")
-    fig.tight_layout()
-    save_figure(fig, path)
-
-
-def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict, str]:
+def _verdict(
+    fits: dict[Setting, dict[str, LinearFit | None]], seeds: dict[Setting, int]
+) -> tuple[Verdict, str]:
     pairs = sorted({(s[0], s[1]) for s in fits})
     checked: list[tuple[str, bool, str]] = []
     for tt, par in pairs:
@@ -162,14 +168,13 @@ def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict,
             continue
         ok = helps(early) and not helps(conv)
         text = (
-            f"{tt} tasks, {par} parametrization: slope per doubling {_slope_text(early)} early-stopped, {_slope_text(conv)} converged "
-            f"(width {'helps' if helps(early) else 'does not help'} early-stopped, "
-            f"{'helps' if helps(conv) else 'does not help'} converged)"
+            f"{tt} tasks, {par} parametrization: slope per doubling "
+            f"{_effect_text(early, seeds[(tt, par, 'early_stopped')])} early-stopped, "
+            f"{_effect_text(conv, seeds[(tt, par, 'converged')])} converged"
         )
         checked.append((tt, ok, text))
     budget = [
-        f"{tt} tasks, {par} parametrization: slope per doubling {_slope_text(f)} (width "
-        f"{'helps' if helps(f) else 'does not help'})"
+        f"{tt} tasks, {par} parametrization: slope per doubling {_effect_text(f, seeds[(tt, par, reg)])}"
         for (tt, par, reg), fs in sorted(fits.items())
         if reg == "fixed_budget" and (f := fs.get("net")) is not None
     ]
@@ -189,6 +194,78 @@ def _verdict(fits: dict[Setting, dict[str, LinearFit | None]]) -> tuple[Verdict,
     if n_ok:
         return "mixed", f"Verdict: mixed — the claim holds in {n_ok} of {len(checked)} settings: {details}."
     return "not supported", f"Verdict: not supported — {details}."
+
+
+def _paired(rows: list[ResultRow[ContinualParams]], width: int) -> tuple[list[float], list[float]]:
+    pairs = [
+        (float(a), float(b))
+        for r in rows
+        if run_width(r) == width
+        and isinstance(a := r.metrics.get("forgetting_net"), int | float)
+        and isinstance(b := r.metrics.get("forgetting_ntk"), int | float)
+        and math.isfinite(a)
+        and math.isfinite(b)
+    ]
+    return [a for a, _ in pairs], [b for _, b in pairs]
+
+
+def positive_control(groups: dict[Setting, list[ResultRow[ContinualParams]]]) -> tuple[dict[str, Any], str]:
+    """The control's findings.json entry and finding (module docstring): net against the NTK closed form at the
+    widest width of every setting; the verdict on the split (multi-head) settings, where the closed form is 0."""
+    measured = []
+    for s in sorted(groups):
+        widths = sorted({run_width(r) for r in groups[s]})
+        net, ntk = _paired(groups[s], widths[-1]) if widths else ([], [])
+        if not net:
+            continue
+        ok, diff, se = matches(net, ntk)
+        measured.append(
+            {
+                "task_type": s[0],
+                "parametrization": s[1],
+                "regime": s[2],
+                "width": widths[-1],
+                "seeds": len(net),
+                "forgetting_net": float(np.mean(net)),
+                "forgetting_ntk": float(np.mean(ntk)),
+                "difference": diff,
+                "stderr": se,
+                "match": ok,
+            }
+        )
+    control = [m for m in measured if m["task_type"] == "split"]
+    verdict = "not run" if not control else ("match" if all(m["match"] for m in control) else "no match")
+    entry: dict[str, Any] = {
+        "setting": "split tasks (a head per task) at the widest width of the sweep, every regime",
+        "expected": "the NTK closed form predicts zero forgetting with a head per task; the widest net matches it: "
+        f"|mean(F_net − F_NTK)| ≤ max({MATCH_TOLERANCE:g}, 2 s.e.) over paired seeds",
+        "measured": control,
+        "verdict": verdict,
+        "net_vs_ntk_at_widest": measured,
+    }
+
+    def text(m: dict[str, Any]) -> str:
+        se = f" ± {m['stderr']:.3f}" if math.isfinite(m["stderr"]) else ""
+        few = " (fewer than 3 seeds)" if m["seeds"] < MIN_SEEDS else ""
+        return (
+            f"{m['task_type']}/{m['regime'].replace('_', '-')} at width {m['width']}: net {m['forgetting_net']:.3f} "
+            f"vs NTK {m['forgetting_ntk']:.3f}, difference {m['difference']:+.3f}{se} over {m['seeds']} seed(s)"
+            f"{few}, {'match' if m['match'] else 'no match'}"
+        )
+
+    others = [m for m in measured if m["task_type"] != "split"]
+    line = (
+        "Positive control (a head per task: the NTK closed form predicts zero forgetting): "
+        f"{verdict} — "
+        + ("; ".join(map(text, control)) or "no split-task runs")
+        + (
+            ". The same test where the closed form is only approached: " + "; ".join(map(text, others))
+            if others
+            else ""
+        )
+        + "."
+    )
+    return entry, line
 
 
 def _convergence_finding(s: Setting, rows: list[ResultRow[ContinualParams]]) -> str | None:
@@ -211,7 +288,7 @@ def _convergence_finding(s: Setting, rows: list[ResultRow[ContinualParams]]) -> 
 def _settings_text(rows: list[ResultRow[ContinualParams]], runs_summary: str) -> tuple[str, ...]:
     c = rows[0].config
     p = rows[0].params
-    widths = sorted({_width(r) for r in rows})
+    widths = sorted({run_width(r) for r in rows})
     seeds = sorted({r.config.seed for r in rows})
     lr = f"η = {p.lr_fraction}·n/λ_max(Θ_0)" if p.lr_fraction is not None else "train.learning_rate"
     return (
@@ -231,8 +308,9 @@ def _settings_text(rows: list[ResultRow[ContinualParams]], runs_summary: str) ->
         "rule).",
         f"Grid: widths {widths}; seeds {seeds}; settings {sorted({_name(_setting(r)) for r in rows})}.",
         f"Runs: {runs_summary}. Forgetting: mean over tasks j < T of (best accuracy on j after learning it − final "
-        f"accuracy on j). Fits: forgetting on log2(width), all seeds; width helps when slope < −max({TOLERANCE}, "
-        "2·stderr).",
+        f"accuracy on j). Fits: forgetting on log2(width), all seeds; width lowers (raises) forgetting when the "
+        f"interval slope ± max({TOLERANCE}, 2·stderr) lies below (above) 0, else no resolvable effect"
+        + (f" — fewer than {MIN_SEEDS} seeds: rough intervals." if len(seeds) < MIN_SEEDS else "."),
     )
 
 
@@ -254,16 +332,20 @@ def section(study: Study, rows: list[ResultRow[ContinualParams]], figures_dir: P
 
     forget_png = figures_dir / "continual_forgetting_vs_width.png"
     train_png = figures_dir / "continual_accuracy_vs_width.png"
-    _plot(groups, "forgetting", "average forgetting", forget_png, ("net", "lin", "ntk"))
+    plot_against_width(groups, "forgetting", "average forgetting", forget_png, ("net", "lin", "ntk"))
     every = {s: groups.get(s, []) + missed.get(s, []) for s in {*groups, *missed}}
-    _plot(every, "min_train_acc", "lowest training accuracy reached on a task", train_png, ("net", "lin"))
+    plot_against_width(
+        every, "min_train_acc", "lowest training accuracy reached on a task", train_png, ("net", "lin")
+    )
 
-    verdict, verdict_text = _verdict(fits)
-    findings = [verdict_text]
+    seeds = {s: len({r.config.seed for r in rs}) for s, rs in groups.items()}
+    verdict, verdict_text = _verdict(fits, seeds)
+    control_entry, control_line = positive_control(groups)
+    findings = [verdict_text, control_line]
     order = sorted(groups, key=lambda s: (s[0], s[1], REGIMES.index(s[2]) if s[2] in REGIMES else 9))
     for s in order:
         rs = groups[s]
-        widths = sorted({_width(r) for r in rs})
+        widths = sorted({run_width(r) for r in rs})
         lo, hi = widths[0], widths[-1]
         text = (
             f"{_name(s)}: forgetting of the net {_mean_at(rs, 'forgetting_net', lo):.3f} at width {lo} → "
@@ -278,7 +360,7 @@ def section(study: Study, rows: list[ResultRow[ContinualParams]], figures_dir: P
             findings.append(conv)
     for s, rs in sorted(missed.items()):
         worst = min(float(v) for r in rs if isinstance(v := r.metrics.get("min_train_acc_net"), int | float))
-        widths_missed = sorted({_width(r) for r in rs})
+        widths_missed = sorted({run_width(r) for r in rs})
         findings.append(
             f"{_name(s)}: {len(rs)} run(s) (widths {widths_missed}) left out of the figure, table and fits — the net "
             f"did not reach the target training accuracy on every task within the step budget (lowest {worst:.3f})."
@@ -300,7 +382,7 @@ def section(study: Study, rows: list[ResultRow[ContinualParams]], figures_dir: P
     table_rows = []
     for s in order:
         rs = groups[s]
-        widths = sorted({_width(r) for r in rs})
+        widths = sorted({run_width(r) for r in rs})
         accs = [float(v) for r in rs if isinstance(v := r.metrics.get("min_train_acc_net"), int | float)]
         table_rows.append(
             (
@@ -331,11 +413,20 @@ def section(study: Study, rows: list[ResultRow[ContinualParams]], figures_dir: P
         numbers={
             "tolerance": TOLERANCE,
             "slopes_per_doubling": {
-                f"{s[0]}/{s[1]}/{s[2]}/{k}": {"slope": f.slope, "stderr": f.stderr, "width_helps": helps(f)}
+                f"{s[0]}/{s[1]}/{s[2]}/{k}": {
+                    "slope": f.slope,
+                    "stderr": f.stderr,
+                    "interval": [f.slope - _halfwidth(f), f.slope + _halfwidth(f)],
+                    "effect": effect(f),
+                    "width_helps": helps(f),
+                    "seeds": seeds[s],
+                }
                 for s in sorted(fits)
                 for k, f in fits[s].items()
                 if f is not None
             },
+            "positive_control": control_entry,
+            "match_tolerance": MATCH_TOLERANCE,
         },
         runs=tuple(r.run_id for r in runs.completed),
     )

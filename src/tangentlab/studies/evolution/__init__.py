@@ -66,7 +66,7 @@ from tangentlab.studies.evolution.kernels import (
     velocity_summary,
 )
 
-ModelKind = Literal["mlp", "cnn", "deep_mlp", "resnet"]
+ModelKind = Literal["mlp", "cnn", "deep_mlp", "lazy_control", "resnet"]
 IMAGE_KINDS: tuple[str, ...] = ("cnn", "resnet")
 CURVES: tuple[str, ...] = (
     "snap_step",
@@ -99,6 +99,8 @@ class EvolutionParams(BaseModel):
         after_kernel_train: training examples (the first ones) on which the after kernel is regressed.
         ridge: kernel-regression ridge relative to the mean diagonal of the training kernel.
         late_fraction: velocity intervals starting after this fraction of training count as "late".
+        control_width: hidden units of the ``lazy_control`` net.
+        control_lr_fraction: its GD rate as a fraction of ``n / lambda_max(Theta_0)`` (stable below 2).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -116,6 +118,8 @@ class EvolutionParams(BaseModel):
     after_kernel_train: PositiveInt = 200
     ridge: float = Field(default=1e-6, ge=0)
     late_fraction: float = Field(default=0.1, ge=0, lt=1)
+    control_width: PositiveInt = 256
+    control_lr_fraction: float = Field(default=0.5, gt=0, lt=2)
 
 
 def build_description(kind: ModelKind, width: int, depth: int, sigma_w2: float, out_dim: int) -> arch.Layer:
@@ -176,17 +180,29 @@ class EvolutionStudy(Study):
         out_dim = 1 if y.ndim == 1 else int(y[0].numel())
         if y.ndim == 1 and tc.loss == "mse":
             raise ValueError("data.target: MSE needs one-hot or centred targets; use 'onehot' or 'centered'")
-        depth = p.deep_depth if p.model_kind == "deep_mlp" else p.depth
-        width = p.channels if p.model_kind in IMAGE_KINDS else p.width
+        control = p.model_kind == "lazy_control"
+        depth = {"deep_mlp": p.deep_depth, "lazy_control": 1}.get(p.model_kind, p.depth)
+        width = {"cnn": p.channels, "resnet": p.channels, "lazy_control": p.control_width}.get(
+            p.model_kind, p.width
+        )
         net = build_description(
             p.model_kind, width, depth, p.sigma_w2, out_dim if y.ndim > 1 else n_classes
         ).build(
             ds.input_shape,
-            parametrization=p.parametrization,
+            parametrization="ntk" if control else p.parametrization,
             seed=config.seed,
             dtype=torch.float64,
             device=device,
         )
+        train_args = tc.fit_kwargs(seed=config.seed, eval_every=max(1, tc.steps // 10))
+        if control:  # Lee et al.'s setting: full-batch GD below the stability limit (module docstring)
+            ntk0 = empirical_ntk(net, x, outputs="trace").to(torch.float64) / float(y[0].numel())
+            train_args.update(
+                optimizer="gd",
+                momentum=0.0,
+                batch_size=None,
+                learning_rate=train.spectral_learning_rate(ntk0, p.control_lr_fraction, n=n),
+            )
         ak_x, ak_lab = x[: p.after_kernel_train], lab[: p.after_kernel_train]
         m_ak = ak_x.shape[0]
 
@@ -206,11 +222,11 @@ class EvolutionStudy(Study):
             return {"after_kernel_acc": acc, "net_acc": net_acc}
 
         steps = tuple(p.snapshot_steps) if p.snapshot_steps else snapshot_schedule(tc.steps, p.n_snapshots)
+        if control:
+            steps = (0, tc.steps)
         steps = tuple(sorted({0, *(s for s in steps if 0 <= s <= tc.steps)}))
         snaps = train.Snapshots(steps=steps, probe=probe, ntk=True, outputs=False, hooks=(hook,))
-        res = train.fit(
-            net, x, y, **tc.fit_kwargs(seed=config.seed, eval_every=max(1, tc.steps // 10), snapshots=snaps)
-        )
+        res = train.fit(net, x, y, **{**train_args, "snapshots": snaps})
         good = [s for s in res.snapshots if s.ntk is not None and bool(torch.isfinite(s.ntk).all())]
         kernels = [s.ntk for s in good if s.ntk is not None]
         k0 = kernels[0]
@@ -239,7 +255,11 @@ class EvolutionStudy(Study):
             "steps_run": res.steps_run,
             "n_params": int(train.trainable_vector(net).numel()),
             "depth": depth,
+            "width": width,
+            "learning_rate": float(train_args["learning_rate"]),
+            "optimizer": str(train_args["optimizer"]),
             "n_probe": int(probe.shape[0]),
+            "n_test": int(xt.shape[0]),
             "n_snapshots": len(good),
             "train_loss_final": finite_or_none(res.final_train_loss),
             "final_step": int(t[-1]),

@@ -14,7 +14,12 @@ from tangentlab.report.figures import save_figure, styled
 from tangentlab.studies._base import ResultRow
 from tangentlab.studies.evolution import EvolutionParams
 
-MODEL_NAMES: dict[str, str] = {"mlp": "MLP", "cnn": "CNN", "deep_mlp": "deep MLP"}
+MODEL_NAMES: dict[str, str] = {
+    "mlp": "MLP",
+    "cnn": "CNN",
+    "deep_mlp": "deep MLP",
+    "lazy_control": "positive control: wide NTK-param. MLP, GD",
+}
 
 
 def phase(sigma_w2: float) -> str:

@@ -13,10 +13,11 @@ One run (one grid point: ``width``, ``parametrization``, ``train.optimizer``, se
 
 1. Data from :func:`tangentlab.data.load` (float64); the targets are regressed with MSE
    ``L = (1/(2n)) sum_i ||f(x_i) - y_i||^2`` (classification data: one-hot or centred targets, as loaded).
-2. Model: ``config.model`` or :attr:`LazyStudy.default_model` (a ReLU MLP with one hidden layer). Every ``Dense``
-   except the last (the readout) gets ``width`` units, the readout as many units as the targets have columns;
-   other layers are kept as written. Built in float64 with the
-   run's seed under ``params.parametrization``.
+2. Model: ``config.model`` or :attr:`LazyStudy.default_model` (a ReLU MLP with one hidden layer); with
+   ``params.activation: erf`` every ``ReLU`` layer becomes an ``Erf`` (a smooth activation, as Lee et al.'s theorem
+   assumes; Dyer & Gur-Ari 2020, arXiv 1909.11304, predict an eNTK change of order ``1/width`` for it). Every ``Dense`` except the last (the
+   readout) gets ``width`` units, the readout as many units as the targets have columns; other layers are kept as
+   written. Built in float64 with the run's seed under ``params.parametrization``.
 3. Learning rate. For ``gd``/``sgd`` with ``params.lr_fraction`` set (the default), ``eta = lr_fraction * n /
    lambda_max(Theta_0)`` where ``Theta_0`` is the per-output eNTK on the training inputs (trace eNTK / O; for
    i.i.d. outputs the full kernel is ``Theta_0 (x) I_O``). On the train outputs GD is the map
@@ -45,6 +46,7 @@ The report (:mod:`tangentlab.studies.lazy.report`) fits ``log metric = slope * l
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal
 
@@ -67,6 +69,8 @@ class LazyParams(BaseModel):
 
     Attributes:
         width: units of every hidden ``Dense`` layer.
+        activation: ``"relu"`` (the model as written) or ``"erf"``: every ``ReLU`` layer of the model becomes an
+            ``Erf`` (a smooth activation, as Lee et al.'s theorem assumes).
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"`` (see :mod:`tangentlab.arch`).
         probe_size: number of training inputs on which the eNTK change is measured (at most ``n_train``).
         lr_fraction: GD/SGD learning rate as a fraction of ``n / lambda_max(Theta_0)``; None uses
@@ -77,10 +81,42 @@ class LazyParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     width: PositiveInt = 256
+    activation: Literal["relu", "erf"] = "relu"
     parametrization: Literal["ntk", "standard", "mup"] = "ntk"
     probe_size: PositiveInt = 32
     lr_fraction: PositiveFloat | None = 0.5
     eval_every: PositiveInt = 10
+
+
+ACTIVATION_LAYERS: dict[str, str] = {"relu": "ReLU", "erf": "Erf"}
+
+
+def default_model(activation: str) -> dict[str, Any]:
+    """The study's default model: ``Dense(256)``, the activation (``"relu"`` or ``"erf"``), ``Dense(1)``."""
+    return {
+        "layer": "Serial",
+        "layers": [
+            {"layer": "Dense", "width": 256},
+            {"layer": ACTIVATION_LAYERS[activation]},
+            {"layer": "Dense", "width": 1},
+        ],
+    }
+
+
+def with_activation(description: dict[str, Any], activation: str) -> dict[str, Any]:
+    """A copy of an arch description dict with every ``ReLU`` layer replaced by ``activation``'s layer."""
+    out = copy.deepcopy(description)
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("layer") == "ReLU":
+                node.clear()
+                node["layer"] = ACTIVATION_LAYERS[activation]
+            for layer in node.get("layers", ()):
+                walk(layer)
+
+    walk(out)
+    return out
 
 
 def _per_output_ntk(
@@ -116,10 +152,7 @@ class LazyStudy(Study):
         "Thm. 2.1, Fig. 1). Other parametrizations and optimizers are measured, not asserted (Wenger et al. 2023)."
     )
     Params: ClassVar[type[BaseModel]] = LazyParams
-    default_model: ClassVar[dict[str, Any] | None] = {
-        "layer": "Serial",
-        "layers": [{"layer": "Dense", "width": 256}, {"layer": "ReLU"}, {"layer": "Dense", "width": 1}],
-    }
+    default_model: ClassVar[dict[str, Any] | None] = default_model("relu")
 
     def run(self, config: RunConfig, *, device: str = "cpu") -> RunOutput:
         """Train the net and its linearization at one grid point and measure how far each moved."""
@@ -136,6 +169,10 @@ class LazyStudy(Study):
         if p.probe_size > n:
             raise ValueError(f"params.probe_size: expected at most n_train = {n}, got {p.probe_size}")
         out_dim = 1 if y.ndim == 1 else int(y[0].numel())
+        if p.activation != "relu":
+            config = config.model_copy(
+                update={"model": with_activation(config.model or default_model("relu"), p.activation)}
+            )
         net = widened_net(self, config, p.width, out_dim, ds.input_shape, p.parametrization, device)
         with torch.no_grad():
             f0_train, f0_test = net(x), net(xt)
@@ -213,4 +250,11 @@ class LazyStudy(Study):
         return RunOutput(metrics=m, artifacts=artifacts)
 
 
-__all__ = ["CHANGE_METRICS", "LazyParams", "LazyStudy", "set_hidden_width"]
+__all__ = [
+    "CHANGE_METRICS",
+    "LazyParams",
+    "LazyStudy",
+    "default_model",
+    "set_hidden_width",
+    "with_activation",
+]

@@ -1,6 +1,6 @@
 """The ``lazy`` study's report: change metrics against width, fitted power laws, findings and verdict.
 
-For each (parametrization, optimizer) and each metric ``m`` the report fits ``log m = slope * log width + c`` by
+For each (activation, parametrization, optimizer) and each metric ``m`` the report fits ``log m = slope * log width + c`` by
 least squares over every completed run (all seeds; :func:`tangentlab.report.fits.fit_power_law`, with the
 regression standard error) and compares the slope with Lee et al. 2019's ``-1/2`` (arXiv 1902.06720, Thm. 2.1).
 
@@ -9,7 +9,9 @@ gap: the changes shrink at least that fast. A slope is within the bound when it 
 uncertainty, ``slope <= -1/2 + max(TOLERANCE, 2 * stderr)`` (2 standard errors, with a floor of ``TOLERANCE`` for
 finite-width corrections); a steeper slope supports the bound (Dyer & Gur-Ari 2020, arXiv 1909.11304: the NTK
 moves by ``O(1/width)`` for smooth activations; ReLU settles near ``-3/4``). Only a slope significantly above
-``-1/2`` (shrinking more slowly, not shrinking, or growing) contradicts it.
+``-1/2`` (shrinking more slowly, not shrinking, or growing) contradicts it. The claim is judged per activation, the
+controls and the erf-vs-ReLU difference are in :mod:`tangentlab.studies.lazy.verdict`; every number goes to
+``findings.json`` (``numbers``): slopes, standard errors, 95% t intervals, seeds, the controls' verdicts.
 """
 
 from __future__ import annotations
@@ -19,17 +21,32 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy import stats
 
 from tangentlab.report.figures import save_figure, styled
 from tangentlab.report.fits import PowerLawFit, fit_power_law
-from tangentlab.report.section import StudySection, Table, Verdict
+from tangentlab.report.section import StudySection, Table
 from tangentlab.studies._base import ResultRow, Study
 from tangentlab.studies._sections import empty_section, tally
 from tangentlab.studies._sections import header as section_header
 from tangentlab.studies.lazy import LazyParams
+from tangentlab.studies.lazy.verdict import (
+    ACT_NAMES,
+    CLAIM_METRICS,
+    THEORY_SLOPE,
+    TOLERANCE,
+    Setting,
+    activation_difference,
+    claim_verdict,
+    control_sentence,
+    difference_sentence,
+    margin,
+    negative_controls,
+    positive_control,
+    within_bound,
+)
+from tangentlab.studies.lazy.verdict import slope_text as _slope_text
 
-THEORY_SLOPE = -0.5
-TOLERANCE = 0.15
 LABELS: dict[str, str] = {
     "rel_ntk_change": "relative eNTK change ‖Θ_T−Θ_0‖_F/‖Θ_0‖_F",
     "rel_param_change": "relative parameter change ‖θ_T−θ_0‖/‖θ_0‖",
@@ -43,14 +60,12 @@ TEX_LABELS: dict[str, str] = {
     "kernel_distance": r"kernel distance $1-\cos(\Theta_0,\Theta_T)$ (Fort et al. 2020)",
     "function_gap": r"$\|f_T-f_T^{\mathrm{lin}}\|\,/\,\|f_T^{\mathrm{lin}}\|$ (test)",
 }
-CLAIM_METRICS: tuple[str, ...] = ("rel_ntk_change", "rel_param_change", "function_gap")
 PARAM_NAMES: dict[str, str] = {"ntk": "NTK", "standard": "standard", "mup": "μP"}
 OPT_NAMES: dict[str, str] = {"gd": "GD", "sgd": "SGD", "adam": "Adam"}
-Setting = tuple[str, str]
 
 
 def _setting(row: ResultRow[LazyParams]) -> Setting:
-    return str(row.params.parametrization), row.config.train.optimizer
+    return str(row.params.activation), str(row.params.parametrization), row.config.train.optimizer
 
 
 def _width(row: ResultRow[LazyParams]) -> int:
@@ -58,8 +73,13 @@ def _width(row: ResultRow[LazyParams]) -> int:
 
 
 def _name(setting: Setting) -> str:
-    p, o = setting
-    return f"{PARAM_NAMES.get(p, p)} parametrization, {OPT_NAMES.get(o, o)}"
+    a, p, o = setting
+    return f"{ACT_NAMES.get(a, a)}, {PARAM_NAMES.get(p, p)} parametrization, {OPT_NAMES.get(o, o)}"
+
+
+def key(setting: Setting) -> str:
+    """``"relu/ntk/gd"``: a setting's key in findings.json."""
+    return "/".join(setting)
 
 
 def _points(rows: list[ResultRow[LazyParams]], metric: str) -> tuple[np.ndarray, np.ndarray]:
@@ -73,23 +93,6 @@ def _fit(rows: list[ResultRow[LazyParams]], metric: str) -> PowerLawFit | None:
     if np.unique(w).size < 2:
         return None
     return fit_power_law(w, v)
-
-
-def _margin(fit: PowerLawFit) -> float:
-    """The slope's allowance: ``max(TOLERANCE, 2 * stderr)`` (TOLERANCE alone without a standard error)."""
-    return max(TOLERANCE, 2 * fit.stderr) if math.isfinite(fit.stderr) else TOLERANCE
-
-
-def within_bound(fit: PowerLawFit) -> bool:
-    """Whether a fitted slope is at most ``-1/2`` up to its uncertainty: within Lee et al. 2019's upper bound."""
-    return fit.slope <= THEORY_SLOPE + _margin(fit)
-
-
-def _slope_text(fit: PowerLawFit | None) -> str:
-    if fit is None:
-        return "n/a"
-    se = f" ± {fit.stderr:.2f}" if math.isfinite(fit.stderr) else ""
-    return f"{fit.slope:+.2f}{se}"
 
 
 @styled
@@ -137,7 +140,7 @@ def _plot(
 def _plot_errors(groups: dict[Setting, list[ResultRow[LazyParams]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    optimizers = sorted({s[1] for s in groups})
+    optimizers = sorted({s[2] for s in groups})
     fig, axes = plt.subplots(1, len(optimizers), figsize=(6 * len(optimizers), 4.5), squeeze=False)
     styles = {
         "test_mse_net": ("-", "net"),
@@ -145,7 +148,7 @@ def _plot_errors(groups: dict[Setting, list[ResultRow[LazyParams]]], path: Path)
         "test_mse_ntk": (":", "NTK reg."),
     }
     for ax, opt in zip(axes[0], optimizers, strict=True):
-        for i, (setting, rows) in enumerate(sorted(s for s in groups.items() if s[0][1] == opt)):
+        for i, (setting, rows) in enumerate(sorted(s for s in groups.items() if s[0][2] == opt)):
             for metric, (ls, what) in styles.items():
                 w, v = _points(rows, metric)
                 if w.size == 0:
@@ -153,7 +156,12 @@ def _plot_errors(groups: dict[Setting, list[ResultRow[LazyParams]]], path: Path)
                 ws = np.unique(w)
                 mean = [v[w == x].mean() for x in ws]
                 ax.plot(
-                    ws, mean, ls, color=f"C{i}", marker=".", label=f"{PARAM_NAMES.get(setting[0])}: {what}"
+                    ws,
+                    mean,
+                    ls,
+                    color=f"C{i}",
+                    marker=".",
+                    label=f"{ACT_NAMES.get(setting[0])}, {PARAM_NAMES.get(setting[1])}: {what}",
                 )
         ax.set_xscale("log")
         ax.set_yscale("log")
@@ -172,7 +180,7 @@ def _finding(setting: Setting, metric: str, fit: PowerLawFit) -> str:
         head += f" ± {fit.stderr:.2f}"
     head += " (theory: at most −1/2, an upper bound)"
     if within_bound(fit):
-        if fit.slope >= THEORY_SLOPE - _margin(fit):
+        if fit.slope >= THEORY_SLOPE - margin(fit):
             return head + " — at the rate of Lee et al. 2019's bound width^(−1/2): within the bound."
         text = head + " — it shrinks faster than width^(−1/2): within Lee et al. 2019's bound."
         if metric == "rel_ntk_change":
@@ -203,67 +211,21 @@ def _error_finding(setting: Setting, rows: list[ResultRow[LazyParams]]) -> str |
     )
 
 
-def _verdict(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> tuple[Verdict, str]:
-    claim_fits = fits.get(("ntk", "gd"))
-    if claim_fits is None:
-        return (
-            "inconclusive",
-            "No completed NTK-parametrization GD runs at two or more widths: the claim is untested.",
-        )
-    available = {m: f for m in CLAIM_METRICS if (f := claim_fits.get(m)) is not None}
-    if len(available) < len(CLAIM_METRICS):
-        return (
-            "inconclusive",
-            "NTK parametrization, GD: too few widths with finite metrics to fit every slope.",
-        )
-    ok = [m for m, f in available.items() if within_bound(f)]
-    names = ", ".join(f"{m} {_slope_text(available[m])}" for m in CLAIM_METRICS)
-    rule = f"slope ≤ −1/2 + max({TOLERANCE:g}, 2·stderr)"
-    if len(ok) == len(CLAIM_METRICS):
-        return (
-            "supported",
-            f"Verdict: supported — NTK parametrization, GD slopes ({names}) are all within Lee et al.'s upper "
-            f"bound width^(−1/2) ({rule}).",
-        )
-    if ok:
-        return (
-            "mixed",
-            f"Verdict: mixed — NTK parametrization, GD slopes ({names}); only {', '.join(ok)} within the upper "
-            f"bound width^(−1/2) ({rule}).",
-        )
+def _ci95(fit: PowerLawFit, runs: int) -> list[float] | None:
+    """95% t interval of the slope (``runs - 2`` degrees of freedom); None without a standard error."""
+    if not math.isfinite(fit.stderr) or runs < 3:
+        return None
+    half = float(stats.t.ppf(0.975, runs - 2)) * fit.stderr
+    return [fit.slope - half, fit.slope + half]
+
+
+def _seed_note(seeds: list[int]) -> str:
+    n = len(seeds)
     return (
-        "not supported",
-        f"Verdict: not supported — NTK parametrization, GD slopes ({names}); none within the upper bound "
-        f"width^(−1/2) ({rule}).",
+        f" Seeds: {n}"
+        + (" — fewer than 3, so the slopes' errors rest on few inits." if n < 3 else ".")
+        + " ± values are regression standard errors over all runs (widths × seeds)."
     )
-
-
-def _controls(fits: dict[Setting, dict[str, PowerLawFit | None]]) -> str | None:
-    """The test's controls: the parameter change under NTK/GD (the theorem's own setting) must be within the bound;
-    under μP (feature learning by design) the eNTK change must not shrink, so the test must say 'outside'."""
-    parts = []
-    pos = fits.get(("ntk", "gd"), {}).get("rel_param_change")
-    if pos is not None:
-        parts.append(
-            f"positive control (NTK/GD parameter change, the theorem's setting): slope {_slope_text(pos)}, "
-            + (
-                "within the bound, as it must be"
-                if within_bound(pos)
-                else "OUTSIDE the bound: the test is suspect"
-            )
-        )
-    for s in sorted(s for s in fits if s[0] == "mup"):
-        neg = fits[s].get("rel_ntk_change")
-        if neg is not None:
-            parts.append(
-                f"negative control ({_name(s)} eNTK change, not lazy by design): slope {_slope_text(neg)}, "
-                + (
-                    "outside the bound, as it must be"
-                    if not within_bound(neg)
-                    else "within the bound (unexpected)"
-                )
-            )
-    return "Controls: " + "; ".join(parts) + "." if parts else None
 
 
 def _settings(rows: list[ResultRow[LazyParams]], n_failed: int, n_diverged: int) -> tuple[str, ...]:
@@ -274,8 +236,9 @@ def _settings(rows: list[ResultRow[LazyParams]], n_failed: int, n_diverged: int)
     gd_rule = f"η = {fraction}·n/λ_max(Θ_0)" if fraction is not None else f"η = {c.train.learning_rate}"
     return (
         f"Data: {c.data.name}, n_train={c.data.n_train}, n_test={c.data.n_test}, options={c.data.options}.",
-        f"Model: {'the study default (ReLU MLP, one hidden layer)' if c.model is None else c.model}; "
-        "every Dense but the readout has `width` units; float64.",
+        f"Model: {c.model or 'the study default (MLP, one hidden layer)'}, its ReLU layers replaced by the run's "
+        f"activation ({sorted({str(r.params.activation) for r in rows})}); every Dense but the readout has `width` "
+        "units; float64.",
         f"Training: MSE, {c.train.steps} steps; GD/SGD {gd_rule}; Adam lr = {c.train.learning_rate}; the linearized "
         "net is trained the same way. eNTK changes on the first "
         f"{rows[0].params.probe_size} training inputs; function gap on the test inputs.",
@@ -305,12 +268,17 @@ def section(study: Study, rows: list[ResultRow[LazyParams]], figures_dir: Path) 
     _plot(groups, fits, change_png)
     _plot_errors(groups, error_png)
 
-    verdict, verdict_text = _verdict(fits)
-    findings = [verdict_text]
-    controls = _controls(fits)
+    verdict, verdict_text, calls = claim_verdict(fits)
+    seeds = sorted({r.config.seed for r in done})
+    findings = [verdict_text + _seed_note(seeds)]
+    pos, negs = positive_control(fits), negative_controls(fits)
+    controls = control_sentence(pos, negs)
     if controls:
         findings.append(controls)
-    order = sorted(groups, key=lambda s: (s != ("ntk", "gd"), s))
+    diff = activation_difference(fits)
+    if diff is not None:
+        findings.append(difference_sentence(diff))
+    order = sorted(groups, key=lambda s: (s[1:] != ("ntk", "gd"), s))
     for s in order:
         for m in ("rel_ntk_change", "rel_param_change", "function_gap"):
             f = fits[s][m]
@@ -346,7 +314,13 @@ def section(study: Study, rows: list[ResultRow[LazyParams]], figures_dir: Path) 
         figures=(change_png, error_png),
         tables=(table,),
         settings=_settings(done, n_failed, n_diverged),
-        numbers=_numbers(groups, fits),
+        numbers={
+            **_numbers(groups, fits),
+            "claim_verdicts": calls,
+            "positive_control": pos,
+            "negative_controls": negs,
+            "activation_difference": diff,
+        },
         runs=tuple(r.run_id for r in done),
     )
 
@@ -359,19 +333,27 @@ def _numbers(
         "theory_slope": THEORY_SLOPE,
         "tolerance": TOLERANCE,
         "rule": "within the bound iff slope <= theory_slope + max(tolerance, 2 * stderr)",
-        "claim_setting": "ntk/gd",
+        "claim_setting": "ntk/gd (judged per activation)",
         "claim_metrics": list(CLAIM_METRICS),
+        "ci": "95% t interval of the slope: slope ± t(0.975, runs − 2) · stderr",
     }
     settings: dict[str, object] = {}
     for s, rows in sorted(groups.items()):
         slopes = {
-            m: {"slope": f.slope, "stderr": f.stderr, "within_bound": within_bound(f)}
+            m: {
+                "slope": f.slope,
+                "stderr": f.stderr,
+                "ci95": _ci95(f, len(rows)),
+                "within_bound": within_bound(f),
+            }
             for m, f in fits[s].items()
             if f is not None
         }
-        settings[f"{s[0]}/{s[1]}"] = {
+        seeds = sorted({r.config.seed for r in rows})
+        settings["/".join(s)] = {
             "widths": sorted({_width(r) for r in rows}),
-            "seeds": sorted({r.config.seed for r in rows}),
+            "seeds": seeds,
+            "fewer_than_3_seeds": len(seeds) < 3,
             "runs": len(rows),
             "slopes": slopes,
         }

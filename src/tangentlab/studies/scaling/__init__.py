@@ -22,7 +22,12 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
 2. Model (``model_kind``; ``config.model`` is not used): ``mlp`` is ``depth`` x [``Dense(width)``, ReLU] and a
    ``Dense`` readout; ``cnn`` is ``depth`` x [``Conv(channels, 3, stride=2)``, ReLU], ``Flatten`` and a ``Dense``
    readout; ``myrtle`` is the Myrtle CNN of ``depth`` 5, 7 or 10 with ``channels`` channels
-   (:func:`tangentlab.arch.myrtle`; Shankar et al. 2020, for 32x32 images); ``sigma_w = sqrt(2)`` on hidden layers, ``readout_sigma_w`` (default 0.1) on the readout, no bias
+   (:func:`tangentlab.arch.myrtle`; Shankar et al. 2020, for 32x32 images); ``linear`` is the readout alone, ``f(x) = W x + b`` — the **positive control**: a model linear in its
+   parameters is its own eNTK (constant in training: eNTK at init = after m samples = infinite NTK), so trained to
+   its optimum it *is* kernel regression with that kernel, and the report's comparison must find the net's exponent
+   indistinguishable from the kernel's. It is trained to its least-squares optimum by one undamped Gauss-Newton
+   step (``trained_by: gauss_newton``; where GD converges, without its optimization error; ``config.train`` is not
+   used for it); ``sigma_w = sqrt(2)`` on hidden layers, ``readout_sigma_w`` (default 0.1) on the readout, no bias
    noise; built in float64 under ``params.parametrization`` (default ``"standard"``, as nets are trained in
    practice; the infinite NTK is then the Gaussian recursion at the built widths) with the run's seed.
 3. Four predictors, each scored by test MSE ``(1/n_test) sum_i ||f(x_i) - y_i||^2`` and test error
@@ -32,8 +37,9 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
       written; MSE; a ``batch_size`` larger than the training set means full batch).
    b. ``entk0``: kernel regression ``f(x) = Theta_{xX} (Theta_{XX} + r I)^{-1} Y`` with the per-output eNTK of the
       same net at init (trace eNTK / number of outputs; :func:`tangentlab.empirical_ntk`).
-   c. ``ntk``: the same with the infinite-width NTK of the description (``arch ... .kernel(...).ntk``); skipped
-      (null) for a CNN on inputs with more than ``ntk_max_positions`` positions.
+   c. ``ntk``: the same with the infinite-width NTK of the description (``arch ... .kernel(...).ntk``; the CNN's
+      Flatten readout needs only the position diagonal of its covariances, so MNIST's 784 positions are in reach);
+      skipped (null) only for a CNN on inputs with more than ``ntk_max_positions`` positions when that is set.
    d. ``entk_m``: the same with the eNTK of a second net (same architecture, seed ``seed + 1``) trained with
       ``config.train`` on the first ``pretrain_m`` examples of the pool (Vyas et al.'s "eNTK after training on m
       samples"); null when ``pretrain_m = 0``.
@@ -42,7 +48,7 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
    with ``t=None``, no ``f0``: kernel regression proper, not the linearized net, so a–d differ only in the kernel)
    with ridge ``r = ridge * mean(diag Theta_{XX})``. The solver and condition number of each solve are recorded.
 4. Metrics: ``test_mse_<method>``, ``test_err_<method>``, ``solver_<kernel>``, ``cond_<kernel>``,
-   ``train_loss_net``, ``train_loss_pre`` and ``n_params``. A diverged net leaves its own metrics null.
+   ``train_loss_net``, ``train_loss_pre``, ``n_params`` and ``trained_by``. A diverged net leaves its own metrics null.
 
 The report (:mod:`tangentlab.studies.scaling.report`) fits ``L(n) = a n^(-alpha)`` per method on a log-log scale
 over every ``n`` of the sweep, with a bootstrap over seeds for the CI (:mod:`tangentlab.report.bootstrap`).
@@ -51,7 +57,7 @@ over every ``n`` of the sweep, with a bootstrap over seeds for the CI (:mod:`tan
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt
@@ -62,7 +68,7 @@ from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._sections import finite_or_none, needs_mse, no_model
 
-ModelKind = Literal["mlp", "cnn", "myrtle"]
+ModelKind = Literal["mlp", "cnn", "myrtle", "linear"]
 IMAGE_KINDS: tuple[str, ...] = ("cnn", "myrtle")
 METHODS: tuple[str, ...] = ("net", "entk0", "ntk", "entk_m")
 KERNELS: tuple[str, ...] = ("entk0", "ntk", "entk_m")
@@ -73,7 +79,8 @@ class ScalingParams(BaseModel):
 
     Attributes:
         n_train: training examples (the first ``n_train`` of the data pool).
-        model_kind: ``"mlp"``, ``"cnn"`` or ``"myrtle"`` (see the module docstring).
+        model_kind: ``"mlp"``, ``"cnn"``, ``"myrtle"`` or ``"linear"`` (the positive control; see the module
+            docstring).
         pretrain_m: examples the second net is trained on before its eNTK is taken (0: no ``entk_m`` method).
         test_size: at most this many test examples (the first of the test split).
         width: units of every hidden ``Dense`` (MLP).
@@ -85,8 +92,8 @@ class ScalingParams(BaseModel):
             ``readout_sigma_w^2``, which kernel regression (with a relative ridge) does not see.
         ridge: kernel-regression ridge as a fraction of the mean diagonal of the training kernel.
         ntk_max_positions: skip the infinite NTK of the CNN (metrics null, ``ntk_skipped`` true) when its input has
-            more spatial positions than this: its kernel carries (n, n, P, P) covariances, out of reach for
-            MNIST's 784 pixels on a CPU. None never skips.
+            more spatial positions than this. None (the default) never skips: the kernel carries only (n, n, P)
+            position diagonals through the convolutions (:class:`tangentlab.arch.Flatten` readout).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -101,13 +108,15 @@ class ScalingParams(BaseModel):
     parametrization: Literal["ntk", "standard", "mup"] = "standard"
     readout_sigma_w: PositiveFloat = 0.1
     ridge: float = Field(default=1e-6, ge=0)
-    ntk_max_positions: PositiveInt | None = 256
+    ntk_max_positions: PositiveInt | None = None
 
 
 def build_description(
     kind: ModelKind, width: int, channels: int, depth: int, out_dim: int, readout_sigma_w: float = 1.0
 ) -> arch.Layer:
     """The arch description of ``model_kind``: He-scaled hidden layers (``sigma_w = sqrt 2``), then the readout."""
+    if kind == "linear":
+        return arch.serial(arch.Dense(out_dim, sigma_w=readout_sigma_w))
     s = math.sqrt(2.0)
     if kind == "myrtle":
         return arch.myrtle(depth, channels, out_dim, sigma_w=s, readout_sigma_w=readout_sigma_w)
@@ -137,6 +146,25 @@ def kernel_regression(
     k_xx, k_tx = k_all[:n], k_all[n:]
     r = ridge * float(torch.diagonal(k_xx).mean())
     return predict.gradient_descent_mse(k_xx, y, k_tx, t=None, ridge=r, return_info=True)
+
+
+def _train(
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, fit_args: dict[str, Any], linear: bool
+) -> tuple[bool, str, float]:
+    """Train ``net`` in place: ``(diverged, message, final training loss (1/(2n)) ||f - y||^2)``.
+
+    A linear model (the positive control) is trained to its least-squares optimum by one undamped Gauss-Newton
+    step (exact for a model linear in its parameters; a pseudo-inverse when the Gram is singular) — where gradient
+    descent converges, without its optimization error; every other net by :func:`tangentlab.train.fit`.
+    """
+    if not linear:
+        res = train.fit(net, x, y, **fit_args)
+        return res.diverged, res.message, res.final_train_loss
+    train.gauss_newton_step(net, x, y, damping=0.0)
+    with torch.no_grad():
+        loss = 0.5 * float(((net(x).reshape(y.shape) - y) ** 2).sum()) / x.shape[0]
+    ok = math.isfinite(loss)
+    return not ok, "least squares by one Gauss-Newton step" if ok else "non-finite loss", loss
 
 
 @register
@@ -214,18 +242,20 @@ class ScalingStudy(Study):
             k_inf = desc.kernel(x_all, x, parametrization=p.parametrization).ntk.to(torch.float64)
             outputs["ntk"], infos["ntk"] = kernel_regression(k_inf, n, y, p.ridge)
 
-        res = train.fit(net, x, y, **fit_args)
+        linear = p.model_kind == "linear"
+        diverged, message, loss = _train(net, x, y, fit_args, linear)
         with torch.no_grad():
-            outputs["net"] = None if res.diverged else net(xt)
+            outputs["net"] = None if diverged else net(xt)
 
         m: dict[str, MetricValue] = {
-            "status": "diverged" if res.diverged else "completed",
-            "message": res.message,
+            "status": "diverged" if diverged else "completed",
+            "message": message,
             "n_params": int(train.trainable_vector(net).numel()),
             "n_test_used": nt,
-            "train_loss_net": finite_or_none(res.final_train_loss),
+            "train_loss_net": finite_or_none(loss),
             "train_loss_pre": None,
             "ntk_skipped": ntk_skipped,
+            "trained_by": "gauss_newton" if linear else tc.optimizer,
         }
         outputs["entk_m"], infos["entk_m"] = None, None
         if p.pretrain_m > 0:
@@ -235,9 +265,9 @@ class ScalingStudy(Study):
                 **fit_args,
                 "batch_size": None if tc.batch_size is None else min(tc.batch_size, p.pretrain_m),
             }
-            res_pre = train.fit(pre, x_pre, y_pre, **pre_args)
-            m["train_loss_pre"] = finite_or_none(res_pre.final_train_loss)
-            if not res_pre.diverged:
+            pre_diverged, _, pre_loss = _train(pre, x_pre, y_pre, pre_args, linear)
+            m["train_loss_pre"] = finite_or_none(pre_loss)
+            if not pre_diverged:
                 outputs["entk_m"], infos["entk_m"] = kernel_regression(
                     _per_output_ntk(pre, x_all, x, n_out), n, y, p.ridge
                 )

@@ -11,7 +11,9 @@ so a flat curve there is built in. Every comparison states its fit range in deca
 Verdict (Vyas et al. 2022): for each (dataset, model) the net's loss exponent is compared with each kernel's; the net
 "scales better" than a kernel when its CI lies above the kernel's point estimate and vice versa. Supported when the
 net scales better than the eNTK at init and the infinite NTK everywhere and no after-m eNTK has a CI above the net's
-exponent; not supported when a kernel scales better than the net everywhere; mixed otherwise.
+exponent; not supported when a kernel scales better than the net everywhere; mixed otherwise. The linear model
+(``model_kind: linear``) is left out of the verdict: it is the positive control, where the same comparison must say
+"not distinguishable" (a linear model is its own eNTK), reported as ``positive_control`` in findings.json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +36,7 @@ N_BOOT = 500
 N_OVER_M = 4  # the after-m eNTK is fitted over n >= 4 m only
 MEASURES: dict[str, str] = {"mse": "test MSE", "err": "test error"}
 BASE_LABELS: dict[str, str] = {"net": "trained net", "entk0": "eNTK at init", "ntk": "infinite NTK"}
+CONTROL_MODEL = "linear"  # the positive control's model_kind
 Setting = tuple[str, str]  # (dataset, model_kind)
 Curve = str  # "net" | "entk0" | "ntk" | "entk_m=<m>"
 
@@ -135,7 +139,8 @@ def _plot(
             ax.set_xlabel("training samples n")
             ax.set_ylabel(MEASURES[measure])
             ax.set_title(f"{setting[0]}, {setting[1]}: {MEASURES[measure]}", fontsize=10)
-            ax.legend(fontsize=7)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=7)
             ax.grid(True, which="both", alpha=0.3)
     fig.suptitle("Data scaling: L(n) ≈ a·n^(−α); α with 95% bootstrap CI over seeds")
     fig.tight_layout()
@@ -160,6 +165,8 @@ def _verdict(
     better_init: list[int] = []
     caught_up: list[bool] = []
     for setting in sorted(fits):
+        if setting[1] == CONTROL_MODEL:
+            continue  # the positive control, judged apart (positive_control)
         f = fits[setting]
         net = f.get(("net", "mse"))
         if net is None:
@@ -200,6 +207,53 @@ def _verdict(
         f"init; {sum(caught_up)} after-m eNTK(s) exceed the net."
     )
     return "mixed", [head, *texts]
+
+
+def positive_control(
+    fits: dict[Setting, dict[tuple[Curve, str], BootstrapFit | None]],
+    ranges: dict[Setting, dict[Curve, tuple[int, int]]],
+) -> dict[str, Any] | None:
+    """The comparison where the theory must hold: a linear model is its own eNTK, so trained to its optimum it is
+    kernel regression with that kernel, and the same comparison (:func:`_compare`) must find the net's MSE exponent
+    indistinguishable from the eNTK-at-init one ("match"); None when the sweep has no linear model."""
+    measured: dict[str, Any] = {}
+    calls: list[int] = []
+    for setting in sorted(s for s in fits if s[1] == CONTROL_MODEL):
+        net, k = fits[setting].get(("net", "mse")), fits[setting].get(("entk0", "mse"))
+        if net is None or k is None:
+            continue
+        cmp = _compare(net, k)
+        calls.append(cmp)
+        measured[setting[0]] = {
+            "net": {"alpha": net.alpha, "ci": [net.lo, net.hi]},
+            "entk0": {"alpha": k.alpha, "ci": [k.lo, k.hi]},
+            "fit_range_n": list(ranges[setting]["net"]),
+            "comparison": {1: "net better", -1: "net worse", 0: "not distinguishable"}[cmp],
+        }
+    if not calls:
+        return None
+    return {
+        "setting": "model_kind linear (f = W x + b, trained to its least-squares optimum)",
+        "expected": "net exponent not distinguishable from the eNTK-at-init exponent (a linear model is its own "
+        "eNTK: trained to its optimum it is kernel regression with that kernel)",
+        "measured": measured,
+        "verdict": "match" if all(c == 0 for c in calls) else "no match",
+    }
+
+
+def _control_sentence(control: dict[str, Any]) -> str:
+    parts = [
+        f"{ds}: net {v['net']['alpha']:.3f} [{v['net']['ci'][0]:.3f}, {v['net']['ci'][1]:.3f}] vs eNTK at init "
+        f"{v['entk0']['alpha']:.3f} [{v['entk0']['ci'][0]:.3f}, {v['entk0']['ci'][1]:.3f}], {v['comparison']} "
+        f"(n = {v['fit_range_n'][0]}–{v['fit_range_n'][1]})"
+        for ds, v in control["measured"].items()
+    ]
+    return (
+        f"Positive control ({control['setting']}; expected: {control['expected']}): "
+        + "; ".join(parts)
+        + f" → {control['verdict']}"
+        + ("." if control["verdict"] == "match" else " — the comparison is suspect.")
+    )
 
 
 def _settings_text(
@@ -254,6 +308,13 @@ def section(study: Study, rows: list[ResultRow[ScalingParams]], figures_dir: Pat
         for s, rs in groups.items()
     }
     verdict, findings = _verdict(fits, curves, ranges)
+    control = positive_control(fits, ranges)
+    if control is not None:
+        findings.insert(1, _control_sentence(control))
+    n_seeds = len({r.config.seed for r in done})
+    findings[0] += f" Seeds: {n_seeds}" + (
+        " — fewer than 3: the bootstrap CIs over seeds are unreliable." if n_seeds < 3 else "."
+    )
     for s in sorted(groups):
         n_max = max(_n(r) for r in groups[s])
         at = [r for r in groups[s] if _n(r) == n_max]
@@ -316,6 +377,9 @@ def section(study: Study, rows: list[ResultRow[ScalingParams]], figures_dir: Pat
         settings=_settings_text(done, n_failed, n_skipped, n_diverged),
         numbers={
             "n_over_m": N_OVER_M,
+            "seeds": n_seeds,
+            "fewer_than_3_seeds": n_seeds < 3,
+            "positive_control": control,
             "exponents": {
                 f"{s[0]}/{s[1]}/{c}/{m}": {
                     "alpha": f.alpha,
