@@ -86,10 +86,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
 }
 
-NO_NETS = (
-    "dispersion",
-    "ntk_update",
-)  # they sample their nets with their own recursions: no nn.Module calls
+# no nn.Module calls: dispersion and ntk_update sample nets with their own recursions, alt_kernels uses kernels only
+NO_NETS = ("dispersion", "ntk_update", "alt_kernels")
 
 
 class _Spy(TorchFunctionMode):
