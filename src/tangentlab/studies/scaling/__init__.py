@@ -21,7 +21,8 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
    dataset is one-hot).
 2. Model (``model_kind``; ``config.model`` is not used): ``mlp`` is ``depth`` x [``Dense(width)``, ReLU] and a
    ``Dense`` readout; ``cnn`` is ``depth`` x [``Conv(channels, 3, stride=2)``, ReLU], ``Flatten`` and a ``Dense``
-   readout; ``linear`` is the readout alone, ``f(x) = W x + b`` — the **positive control**: a model linear in its
+   readout; ``myrtle`` is the Myrtle CNN of ``depth`` 5, 7 or 10 with ``channels`` channels
+   (:func:`tangentlab.arch.myrtle`; Shankar et al. 2020, for 32x32 images); ``linear`` is the readout alone, ``f(x) = W x + b`` — the **positive control**: a model linear in its
    parameters is its own eNTK (constant in training: eNTK at init = after m samples = infinite NTK), so trained to
    its optimum it *is* kernel regression with that kernel, and the report's comparison must find the net's exponent
    indistinguishable from the kernel's. It is trained to its least-squares optimum by one undamped Gauss-Newton
@@ -67,7 +68,8 @@ from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._sections import finite_or_none, needs_mse, no_model
 
-ModelKind = Literal["mlp", "cnn", "linear"]
+ModelKind = Literal["mlp", "cnn", "myrtle", "linear"]
+IMAGE_KINDS: tuple[str, ...] = ("cnn", "myrtle")
 METHODS: tuple[str, ...] = ("net", "entk0", "ntk", "entk_m")
 KERNELS: tuple[str, ...] = ("entk0", "ntk", "entk_m")
 
@@ -77,12 +79,13 @@ class ScalingParams(BaseModel):
 
     Attributes:
         n_train: training examples (the first ``n_train`` of the data pool).
-        model_kind: ``"mlp"``, ``"cnn"`` or ``"linear"`` (the positive control; see the module docstring).
+        model_kind: ``"mlp"``, ``"cnn"``, ``"myrtle"`` or ``"linear"`` (the positive control; see the module
+            docstring).
         pretrain_m: examples the second net is trained on before its eNTK is taken (0: no ``entk_m`` method).
         test_size: at most this many test examples (the first of the test split).
         width: units of every hidden ``Dense`` (MLP).
         channels: channels of every hidden ``Conv`` (CNN).
-        depth: hidden layers.
+        depth: hidden layers (``myrtle``: its depth, 5, 7 or 10).
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"`` (see :mod:`tangentlab.arch`).
         readout_sigma_w: ``sigma_w`` of the readout. A small readout keeps the net's random function at init from
             adding to its test loss (the kernel regressors start from zero); it scales every NTK by
@@ -115,6 +118,8 @@ def build_description(
     if kind == "linear":
         return arch.serial(arch.Dense(out_dim, sigma_w=readout_sigma_w))
     s = math.sqrt(2.0)
+    if kind == "myrtle":
+        return arch.myrtle(depth, channels, out_dim, sigma_w=s, readout_sigma_w=readout_sigma_w)
     layers: list[arch.Layer] = []
     for _ in range(depth):
         if kind == "cnn":
@@ -212,7 +217,7 @@ class ScalingStudy(Study):
         no_model(config.model, self.name, "params.model_kind")
         needs_mse(tc.loss, self.name, "kernel regression's loss")
         data = config.data.model_copy(update={"seed": config.data.seed + config.seed})
-        ds = data.load(shape="image" if p.model_kind == "cnn" else "flat")
+        ds = data.load(shape="image" if p.model_kind in IMAGE_KINDS else "flat")
         if ds.y_train.dtype == torch.int64:
             raise ValueError(
                 "data.target: the scaling study regresses targets with MSE; use 'onehot' or 'centered'"
@@ -253,7 +258,7 @@ class ScalingStudy(Study):
         outputs["entk0"], infos["entk0"] = kernel_regression(
             _per_output_ntk(net, x_all, x, n_out), n, y, p.ridge
         )
-        positions = math.prod(ds.input_shape[1:]) if p.model_kind == "cnn" else 1
+        positions = math.prod(ds.input_shape[1:]) if p.model_kind in IMAGE_KINDS else 1
         ntk_skipped = p.ntk_max_positions is not None and positions > p.ntk_max_positions
         outputs["ntk"], infos["ntk"] = None, None
         if not ntk_skipped:
