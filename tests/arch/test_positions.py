@@ -113,6 +113,27 @@ def test_each_conv_takes_the_path_its_readout_needs(monkeypatch, make_inputs) ->
     assert calls == {"full": 6, "diagonal": 0}
 
 
+def test_x1_against_itself_packs_the_upper_triangle(monkeypatch, make_inputs) -> None:
+    """Within one block's capacity only the pairs i <= j are carried: n (n + 1) / 2 rows, not n^2."""
+    shapes = []
+    diagonal = conv_module.window_mean_diagonal
+
+    def record(t, *args):
+        shapes.append(tuple(t.shape))
+        return diagonal(t, *args)
+
+    monkeypatch.setattr(conv_module, "window_mean_diagonal", record)
+    net, shape = NETS["conv1d_strided_flatten"]
+    x = make_inputs(6, *shape)
+    packed = net.kernel(x)
+    assert shapes[0] == (21, 10)  # the first conv's nngp: 21 pairs at its input's 10 positions
+    cross = net.kernel(x, x)  # no symmetry used: (6, 6, P) blocks
+    assert (6, 6, 10) in shapes
+    for got, want in ((packed.nngp, cross.nngp), (packed.ntk, cross.ntk)):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-14)
+        assert torch.equal(got, got.T)
+
+
 def test_diagonal_path_reaches_mnist_sized_inputs(make_inputs) -> None:
     """784 positions, 3 convs: the full path would hold (n, n, 784, 784) covariances; the diagonal fits easily."""
     net = arch.serial(

@@ -74,6 +74,10 @@ class KernelState:
     entry only its own and the variances at ``p``), and ``Flatten`` reads only the diagonal, so a stack that never
     pools carries O(P) numbers per pair of inputs instead of O(P²) (Novak et al. 2019, section on the
     vectorisation readout; neural-tangents tracks the same per layer).
+
+    ``pairs=(first, second)`` (x1 against itself, diagonal states and the vectors after them): the leading (n1, n2)
+    axes of ``nngp``/``ntk`` are packed into one axis of the pairs ``(first[m], second[m])`` (the upper triangle,
+    half the work); ``var1 is var2`` holds the variances of all n inputs.
     """
 
     nngp: torch.Tensor
@@ -82,6 +86,7 @@ class KernelState:
     var2: torch.Tensor
     spatial: Shape
     diagonal: bool = False
+    pairs: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def replace(self, **changes: Any) -> KernelState:
         return dataclasses.replace(self, **changes)

@@ -83,7 +83,10 @@ class Elementwise(Layer):
         return self.torch_module()
 
     def kernel_map(self, state: KernelState, in_shape: Shape, ctx: Context) -> KernelState:
-        if state.spatial == ():
+        if state.pairs is not None:  # packed pairs (m, ...) of one set of inputs: variances gathered per pair
+            d1 = d2 = state.var1
+            va, vb, sa, sb = d1[state.pairs[0]], d1[state.pairs[1]], d1, d1
+        elif state.spatial == ():
             d1, d2 = state.var1, state.var2
             va, vb, sa, sb = d1[:, None], d2[None, :], d1, d1
         elif state.diagonal:  # var1/var2 are the (n, P) variances themselves
@@ -102,9 +105,7 @@ class Elementwise(Layer):
             var2 = self.expectation(state.var2, d2, d2)
         else:
             var2 = self.expectation(state.var2, d2[:, :, None], d2[:, None, :])
-        return KernelState(
-            nngp=nngp, ntk=ntk, var1=var1, var2=var2, spatial=state.spatial, diagonal=state.diagonal
-        )
+        return state.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
 
 
 def resolve_dotted(name: str) -> Any:

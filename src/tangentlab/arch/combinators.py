@@ -127,6 +127,7 @@ class Residual(Serial):
             var2=var2,
             spatial=state.spatial,
             diagonal=branch.diagonal,
+            pairs=state.pairs,
         )
 
 

@@ -48,9 +48,7 @@ def affine_kernel_map(state: KernelState, scales: Scales, window_mean: object = 
     avg = (lambda t: t) if window_mean is None else window_mean
     var1 = g * avg(state.var1) + o  # type: ignore[operator]
     var2 = var1 if state.var2 is state.var1 else g * avg(state.var2) + o  # type: ignore[operator]
-    return KernelState(
-        nngp=nngp, ntk=ntk, var1=var1, var2=var2, spatial=state.spatial, diagonal=state.diagonal
-    )
+    return state.replace(nngp=nngp, ntk=ntk, var1=var1, var2=var2)
 
 
 @dataclass(frozen=True)

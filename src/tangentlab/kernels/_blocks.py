@@ -44,7 +44,8 @@ def assemble(
     bar = tqdm(total=len(pairs), desc="empirical NTK blocks", disable=not progress, leave=False)
     for i in starts1:
         s1 = slice(i, min(i + block1, n1))
-        f1 = engine.features(x1[s1])
+        # x1 against itself: a block's features were cached when it was the second of a pair (row 0 computes all)
+        f1 = cache.pop(i) if symmetric and i in cache else engine.features(x1[s1])
         for j in starts2:
             if symmetric and j < i:
                 continue

@@ -6,9 +6,8 @@ activations per example, ``m = O`` for ``trace``/``diagonal`` and ``O²`` for ``
 - ``jacobian``: Jacobians ``(n1 + r·n2)·(1 + 2O)·F``; contraction ``2·n1·n2·m·P``; memory ``2·O·P`` per example.
 - ``ntvp``: one VJP per (x2 example, output) and a JVP of the x1 block along it:
   ``n2·O·(n1/b1)·3F + n1·n2·O·3F``; memory ``3·c·(P + b1·A)`` for a vmap chunk of ``c`` columns.
-- ``structured``: a forward and a reverse pass for input gradients, ``(n1 + r·n2)·(1 + O)·F`` (``2·O·F`` when
-  the batch is repeated per output, for conv nets); per dense layer and pair of
-  examples ``2·(m·C + I)``; a layer with ``T`` positions either ``2·T²·(O·C + I)`` per pair (Gram) or
+- ``structured``: a forward and a reverse pass for input gradients per output, ``(n1 + r·n2)·(1 + O)·F``; per
+  dense layer and pair of examples ``2·(m·C + I)``; a layer with ``T`` positions either ``2·T²·(O·C + I)`` per pair (Gram) or
   ``2·O·T·C·I`` per example plus ``2·m·C·I`` per pair (per-layer Jacobian), whichever is cheaper; the remaining
   parameters as in ``jacobian``.
 

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from tangentlab.kernels._blocks import assemble
+from tangentlab.kernels._budget import memory_budget as default_budget
+from tangentlab.kernels._cache import memo
 from tangentlab.kernels._checks import (
     OUTPUTS,
     Method,
@@ -24,9 +26,9 @@ from tangentlab.kernels._checks import (
     check_positive_int,
     reference_tensor,
 )
-from tangentlab.kernels._cost import DEFAULT_MEMORY_BUDGET, Cost
+from tangentlab.kernels._cost import Cost
 from tangentlab.kernels._functional import trainable_params
-from tangentlab.kernels._probe import probe
+from tangentlab.kernels._probe import ModelShape, probe
 from tangentlab.kernels.methods import choose, estimate, load
 
 
@@ -41,14 +43,17 @@ def _prepare(
 ) -> tuple[nn.Module, torch.Tensor, torch.Tensor | None, int | None, float]:
     model = check_module(model)
     check_choice("outputs", outputs, OUTPUTS)
-    check_choice("method", method, ("auto", *load()))
+    check_choice("method", method, ("auto", *sorted(load())))
     batch = check_positive_int("batch_size", batch_size)
-    budget = check_positive_int("memory_budget", memory_budget) or DEFAULT_MEMORY_BUDGET
+    budget = check_positive_int("memory_budget", memory_budget)
     ref = reference_tensor(model)
     a = as_inputs("x1", x1, ref)
     b = None if x2 is None else as_inputs("x2", x2, ref)
     if b is not None:
         check_pair(a, b)
+    if budget is None:  # on CUDA: from the free GPU memory, once the (n1, n2) result is set aside
+        result = a.shape[0] * (a.shape[0] if b is None else b.shape[0]) * ref.element_size()
+        budget = default_budget(ref.device, reserve=result)
     return model, a, b, batch, float(budget)
 
 
@@ -63,7 +68,7 @@ def ntk_cost(
 ) -> dict[str, Cost]:
     """The cost model's estimate for every method (FLOPs, block size, bytes per example, fits the budget)."""
     model, a, b, batch, budget = _prepare(model, x1, x2, outputs, "auto", batch_size, memory_budget)
-    shape = probe(model, a, trainable_params(model))
+    shape = _probe(model, a)
     n2 = a.shape[0] if b is None else b.shape[0]
     return estimate(
         shape,
@@ -105,8 +110,9 @@ def empirical_ntk(
             or ``"auto"`` (cheapest by the methods' cost estimates, :mod:`tangentlab.kernels.methods`; see :func:`ntk_cost`); any registered method's name.
         batch_size: examples per block; None sizes blocks from ``memory_budget``.
         memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
-            inputs (a pair of blocks for ``empirical_ntk``); None means
-            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB).
+            inputs (a pair of blocks for ``empirical_ntk``); None means :func:`tangentlab.kernels.memory_budget` of
+            the parameters' device: :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB) on a CPU, half the free
+            GPU memory (after the result) on CUDA.
         progress: show a progress bar over blocks.
 
     Returns:
@@ -115,9 +121,15 @@ def empirical_ntk(
     model, a, b, batch, budget = _prepare(model, x1, x2, outputs, method, batch_size, memory_budget)
     mean = outputs == "mean"
     outputs = _engine_outputs(outputs)
-    check_per_example(model, a if b is None else torch.cat([a[:1], b[:1]]))
+    pair = a if b is None else torch.cat([a[:1], b[:1]])
+    if (
+        pair.shape[0] >= 2
+    ):  # passed once for this model and input shape: not repeated (tangentlab.kernels._cache)
+        memo(model, pair, "per-example", lambda: check_per_example(model, pair))
+    else:
+        check_per_example(model, pair)
     params = trainable_params(model)
-    shape = probe(model, a, params)
+    shape = _probe(model, a)
     n1 = a.shape[0]
     n2 = n1 if b is None else b.shape[0]
     itemsize = a.element_size() if a.is_floating_point() else params[next(iter(params))].element_size()
@@ -127,6 +139,8 @@ def empirical_ntk(
     engine = algorithm.engine(model, params, shape, outputs, cost, n1, n2, budget, itemsize)
     block, block2 = cost.batch_size, algorithm.x2_block(cost, n2, batch)
     cache = algorithm.caches_x2(cost, n2, budget)
+    if b is None and batch is None and cache and block >= n1:
+        block = block2 = _symmetric_block(n1)
     dtype = reference_tensor(model).dtype
     kernel = assemble(
         engine,
@@ -141,6 +155,28 @@ def empirical_ntk(
         progress=progress,
     )
     return kernel / shape.num_outputs if mean else kernel
+
+
+SYMMETRIC_SPLIT = 256
+"""x1 against itself in one block computes the whole (n, n) product; split into up to 4 blocks of at least this
+many examples, only the upper triangle of blocks is computed: 10 of 16 block products with 4 blocks (the features
+of every block are computed once and cached)."""
+
+
+def _symmetric_block(n: int) -> int:
+    parts = max(1, min(4, n // SYMMETRIC_SPLIT))
+    return -(-n // parts)
+
+
+def _probe(model: nn.Module, x: torch.Tensor) -> ModelShape:
+    """:func:`probe`, once per model and input shape (:mod:`tangentlab.kernels._cache`)."""
+    return memo(
+        model,
+        x,
+        "probe",
+        lambda: probe(model, x, trainable_params(model)),
+        lambda shape: all(s.module is not model for s in shape.layers),
+    )
 
 
 def _engine_outputs(outputs: str) -> Outputs:

@@ -22,12 +22,19 @@ from tangentlab.kernels._functional import trainable_params
 from tangentlab.kernels._probe import LayerShape, ModelShape, probe
 from tangentlab.kernels.methods._base import METHODS, NtkMethod, register
 
+_LOADED: list[bool] = []
+
 
 def load() -> dict[str, NtkMethod]:
-    """Import every method module in this folder (each registers itself) and return :data:`METHODS`."""
-    for info in pkgutil.iter_modules(__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{info.name}")
+    """Import every method module in this folder (each registers itself) and return :data:`METHODS`.
+
+    The folder is scanned once per process (it was a directory listing per call, three per ``empirical_ntk``).
+    """
+    if not _LOADED:
+        for info in pkgutil.iter_modules(__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{__name__}.{info.name}")
+        _LOADED.append(True)
     return METHODS
 
 

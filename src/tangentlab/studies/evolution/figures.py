@@ -18,6 +18,7 @@ MODEL_NAMES: dict[str, str] = {
     "mlp": "MLP",
     "cnn": "CNN",
     "deep_mlp": "deep MLP",
+    "resnet": "ResNet",
     "lazy_control": "positive control: wide NTK-param. MLP, GD",
 }
 
