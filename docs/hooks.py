@@ -28,7 +28,7 @@ def study_page(cls: Any) -> str:
         f"| `{field}` | {_cell(type_name.replace('|', ' / '))} | `{_cell(default)}` | {_cell(meaning)} |"
         for field, type_name, default, meaning in params_table(cls.Params)
     )
-    configs = [c for c in packaged_configs() if c.rsplit("/", 1)[-1] == name]
+    configs = [c for c in packaged_configs() if c.rsplit("/", 1)[-1] in (name, f"{name}_cnn")]
     runs = "\n".join(f"    tangentlab run {c} --out results/{c.replace('/', '_')}" for c in configs)
     quick = packaged_config_text(f"quick/{name}") if f"quick/{name}" in configs else ""
     return f"""# `{name}`: {cls.title}

@@ -67,12 +67,27 @@ CASES: dict[str, dict[str, Any]] = {
             "nu": 1.0,
         },
     },
+    "alt_kernels": {
+        "data": {"name": "digits", "n_train": 30, "n_val": 20, "n_test": 20, "target": "onehot"},
+        "params": {"depths": [1, 2], "ridge": 0.0},
+    },
+    "ensemble": {
+        "data": {"name": "gap1d", "n_train": 10, "n_test": 16},
+        "params": {"ensemble_size": 2, "times": [10], "width": 8},
+    },
+    "ntk_update": {
+        "data": {"name": "synthetic", "n_train": 1, "n_test": 1, "options": {"input_dim": 4}},
+        "params": {"n_nets": 4, "width": 8, "beta": 0.25},
+    },
     "uncertainty": {
         "data": {"name": "gap1d", "n_train": 24, "n_val": 12, "n_test": 40},
         "train": {"optimizer": "adam", "learning_rate": 0.01, "steps": 5},
         "params": {"width": 8, "ensemble_size": 2, "max_test": 30},
     },
 }
+
+# no nn.Module calls: dispersion and ntk_update sample nets with their own recursions, alt_kernels uses kernels only
+NO_NETS = ("dispersion", "ntk_update", "alt_kernels")
 
 
 class _Spy(TorchFunctionMode):
@@ -129,7 +144,7 @@ def test_recorded_device_is_where_the_tensors_lived(name):
     assert result.environment["device"] == "cpu"
     assert seen == {"cpu"}  # nothing was placed anywhere else
     assert modules <= {"cpu"}
-    if name != "dispersion":  # dispersion samples its nets with its own recursion; the rest call nets
+    if name not in NO_NETS:
         assert modules == {"cpu"}
 
 
@@ -140,5 +155,5 @@ def test_on_cuda_the_nets_live_on_cuda_or_the_study_says_cpu(name):
     result, _, modules = _run(name, "cuda")
     expected = "cpu" if study.cpu_only else "cuda"
     assert result.environment["device"] == expected
-    if name != "dispersion":
+    if name not in NO_NETS:
         assert modules == {expected}

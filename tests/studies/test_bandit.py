@@ -380,3 +380,61 @@ def test_report_comparison_and_verdict_rules(tmp_path):
     assert judge([]) == "inconclusive"
     section = BanditStudy().report([], tmp_path)
     assert section.verdict == "inconclusive"
+
+
+# ---------------------------------------------------------------- positive control: a linear bandit
+def _linear_config(agent: str, seed: int, **params) -> RunConfig:
+    return _config(agent, seed, width=16, **{"env": "linear", "rounds": 160, "nu": None, "dim": 5, **params})
+
+
+def test_linear_bandit_meets_the_norm_bound_of_the_ntk_rule():
+    """||theta*|| = S / (2 sqrt(dim)), and the mean reward is linear in the arm features."""
+    from tangentlab.studies.bandit import BanditParams, linear_theta_norm, make_env
+
+    cfg = _linear_config("neural_ucb", 3, norm_bound=2.0, noise_std=0.1)
+    p = BanditParams.model_validate(cfg.params)
+    env = make_env(p, cfg)
+    theta = torch.linalg.lstsq(env.contexts.reshape(-1, 5), env.means.reshape(-1, 1)).solution[:, 0]
+    assert float(theta.norm()) == pytest.approx(linear_theta_norm(p), rel=1e-10)
+    assert linear_theta_norm(p) == pytest.approx(2.0 / (2 * math.sqrt(5)))
+    assert torch.allclose(env.contexts @ theta, env.means, atol=1e-12)
+
+
+def test_positive_control_says_match_on_the_linear_bandit_and_no_when_built_to_fail(tmp_path):
+    """NeuralUCB with the NTK rule at nu = noise std on a linear bandit (Thm. 4.1 holds): its intervals hold the mean
+    reward at least 1 - delta of the time, "match". Built to fail: S = 0 and nu = 1e-4 (intervals 1000x too narrow)
+    -> "no match"."""
+    good, bad = [], []
+    for seed in (0, 1):
+        cfg = _linear_config("neural_ucb", seed, noise_std=0.1)
+        good.append(_row(cfg, BanditStudy().run(cfg), tmp_path, f"good{seed}"))
+        cfg = _linear_config("neural_ucb", seed, noise_std=0.1, nu=1e-4, norm_bound=0.0)
+        bad.append(_row(cfg, BanditStudy().run(cfg), tmp_path, f"bad{seed}"))
+    section = BanditStudy().report(good, tmp_path / "good")
+    control = section.to_dict()["numbers"]["positive_control"]  # findings.json
+    assert control["verdict"] == "match", control
+    coverage = np.mean([r.metrics["interval_coverage"] for r in good])
+    assert control["measured"][0]["interval_coverage"] == pytest.approx(coverage) and coverage >= 0.9
+    assert section.verdict == "inconclusive"  # the control bandit is kept out of the verdict
+    assert any(f.startswith("Positive control (a linear bandit") for f in section.findings)
+    bad_control = BanditStudy().report(bad, tmp_path / "bad").to_dict()["numbers"]["positive_control"]
+    assert bad_control["verdict"] == "no match" and bad_control["measured"][0]["interval_coverage"] < 0.9
+
+
+def test_interval_coverage_counts_the_arms_inside_the_interval():
+    """A hand-made agent whose intervals hold exactly the first of three arms' means: coverage 1/3 every round."""
+    from tangentlab.studies.bandit.agents import Agent
+
+    means = torch.tensor([[0.0, 1.0, 2.0], [0.5, 0.5, 3.0]], dtype=D64)
+    env = BanditEnv("hand", torch.zeros(2, 3, 1, dtype=D64), means, torch.zeros(2, 3, dtype=D64), 0.0)
+
+    class Fixed(Agent):
+        def select(self, contexts, t):
+            self.interval = (
+                means[t] + torch.tensor([0.1, 0.6, -2.0], dtype=D64),
+                torch.full((3,), 0.5, dtype=D64),
+            )
+            return 0
+
+    traj = play(Fixed(AgentSettings(), 0), env)
+    np.testing.assert_allclose(traj.covered.numpy(), [1 / 3, 1 / 3])

@@ -9,7 +9,10 @@ import pytest
 import torch
 
 from tangentlab import arch, empirical_ntk
+from tangentlab.runner.config import RunConfig
+from tangentlab.studies import ResultRow, get_study
 from tangentlab.studies.dispersion import seleznova_inputs
+from tangentlab.studies.dispersion.control import closed_form_ratio, ratio_test
 from tangentlab.studies.dispersion.kernels import (
     batched_dense_ntk,
     dispersion,
@@ -124,3 +127,66 @@ def test_phase_trend_standard_parametrization():
 
     assert log_ratio(3.0, 12) - log_ratio(3.0, 2) > 0.5
     assert abs(log_ratio(1.0, 12) - log_ratio(1.0, 2)) < 0.05
+
+
+@pytest.mark.parametrize("sw2", [2.0, 0.7])
+def test_one_hidden_layer_ratio_is_one_plus_three_over_width(sw2):
+    """The positive control's closed form E[K²]/E[K]² = 1 + 3/n (any σ_w) against a Monte Carlo of 40,000 nets
+    (the study's batched NTK); the same test on a three-hidden-layer net says "no match"."""
+    samples = _diag(16, 1, sw2, 40_000, "ntk", 3)
+    test = ratio_test(samples, closed_form_ratio(16), n_boot=200)
+    assert test["verdict"] == "match", test
+    assert test["measured"] == pytest.approx(1 + 3 / 16, abs=0.01)
+    deeper = ratio_test(_diag(16, 3, sw2, 4000, "ntk", 4), closed_form_ratio(16), n_boot=200)
+    assert deeper["verdict"] == "no match" and deeper["ci"][0] > 1 + 3 / 16, deeper
+
+
+def _stored_row(tmp_path, depth: int, seed: int, activation: str = "relu") -> ResultRow:
+    """A real run (small) with its artifacts written as the store writes them."""
+    config = RunConfig(
+        study="dispersion",
+        data={"name": "synthetic", "n_train": 8, "n_test": 4, "options": {"input_dim": 10}},
+        train={"steps": 1},
+        params={"width": 16, "depth": depth, "activation": activation, "n_inits": 3000, "input_dim": 10}
+        | {"trainability": False},
+        seed=seed,
+    )
+    out = get_study("dispersion").run(config)
+    folder = tmp_path / config.run_id
+    folder.mkdir()
+    for name, arr in out.artifacts.items():
+        np.save(folder / f"{name}.npy", arr)
+    return ResultRow(config.run_id, config, "done", out.metrics, folder)
+
+
+def test_positive_control_runs_and_the_report_says_match(tmp_path):
+    """Depth-1 ReLU runs beside deeper ones: the report's control says "match", and the depth-1 runs stay out of
+    the Hanin & Nica fit."""
+    rows = [_stored_row(tmp_path, d, s) for d in (1, 2, 4) for s in (0, 1)]
+    section = get_study("dispersion").report(rows, tmp_path / "figures")
+    numbers = section.to_dict()["numbers"]
+    control = numbers["positive_control"]
+    assert control["verdict"] == "match", control
+    assert control["measured"]["16"]["expected"] == pytest.approx(1 + 3 / 16)
+    assert control["measured"]["16"]["inits"] == 6000
+    assert section.findings[1].startswith("Positive control") and "→ match" in section.findings[1]
+    assert numbers["hanin_nica"]["points"] == 2  # depths 2 and 4 only
+
+
+def test_the_same_control_says_no_match_on_a_case_built_to_fail(tmp_path):
+    """Depth-3 samples labelled as depth 1: the control's test must say "no match"."""
+    rows = [_stored_row(tmp_path, 3, s) for s in (0, 1)]
+    fake = [
+        ResultRow(
+            f"fake{r.run_id}",
+            r.config.model_copy(update={"params": {**r.config.params, "depth": 1}}),
+            "done",
+            r.metrics,
+            r.artifacts_dir,
+        )
+        for r in rows
+    ]
+    section = get_study("dispersion").report([*fake, _stored_row(tmp_path, 2, 0)], tmp_path / "figures")
+    control = section.to_dict()["numbers"]["positive_control"]
+    assert control["verdict"] == "no match"
+    assert "the test is suspect" in section.findings[1]

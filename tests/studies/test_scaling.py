@@ -202,3 +202,26 @@ def test_the_same_control_says_no_match_on_a_case_built_to_fail(tmp_path):
     assert control["measured"]["digits"]["comparison"] == "net better"
     assert control["measured"]["digits"]["net"]["alpha"] == pytest.approx(0.8, abs=0.02)
     assert section.verdict == "inconclusive"  # the control is not part of the verdict
+
+
+def test_least_squares_step_on_ten_outputs_matches_lstsq_per_output():
+    """The linear control on digits (10 one-hot outputs, n = 80 > 65 features): one step = lstsq per output."""
+    import numpy as np
+    import torch
+
+    from tangentlab.studies.scaling import build_description, least_squares_step
+
+    ds = RunConfig(study="scaling", data={"name": "digits", "n_train": 80, "n_test": 20}).data.load(
+        shape="flat"
+    )
+    x, y = ds.x_train.to(torch.float64), ds.y_train.to(torch.float64)
+    for param in ("standard", "ntk"):
+        net = build_description("linear", 1, 1, 1, 10, 0.1).build(
+            (64,), parametrization=param, seed=0, dtype=torch.float64
+        )
+        least_squares_step(net, x, y)
+        design = np.hstack([x.numpy(), np.ones((80, 1))])
+        coef, *_ = np.linalg.lstsq(design, y.numpy(), rcond=None)
+        with torch.no_grad():
+            fitted = net(x).numpy()
+        np.testing.assert_allclose(fitted, design @ coef, atol=1e-8)

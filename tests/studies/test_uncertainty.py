@@ -183,3 +183,43 @@ def test_report_labels_the_study_an_extension():
     study = get_study("uncertainty")
     assert study.title.startswith("Uncertainty (extension)")
     assert "not a test of the infinite-width limit" in study.claim
+
+
+# ---------------------------------------------------------------- positive control: targets from the NNGP prior
+def test_prior_targets_have_the_nngp_covariance_plus_noise() -> None:
+    """Monte Carlo over seeds: the empirical covariance of the draws is K + noise^2 I."""
+    from tangentlab.studies.uncertainty import prior_targets
+
+    x = torch.linspace(-1, 1, 5, dtype=DT)[:, None]
+    k = arch.from_dict(set_hidden_width(UncertaintyStudy.default_model or {}, 16, 1)).kernel(x).nngp
+    draws = torch.stack([prior_targets(k, seed, 0.1)[:, 0] for seed in range(4000)])
+    cov = draws.T @ draws / draws.shape[0]
+    expected = k + 0.01 * torch.eye(5, dtype=DT)
+    assert torch.allclose(cov, expected, atol=0.06 * float(expected.diagonal().max()))
+    assert torch.equal(prior_targets(k, 3, 0.1), prior_targets(k, 3, 0.1))
+
+
+def test_positive_control_matches_on_prior_targets_and_fails_when_built_to(tmp_path) -> None:
+    """A real regression run: on targets drawn from the NNGP prior the NNGP posterior covers ~90 % and its NLL is
+    (within noise) the best: "match". The same logic on a run whose coverage is 0.6 says "no match"."""
+    config = _config("gap1d", ensemble_size=2, max_test=200).model_copy(
+        update={"data": _config("gap1d").data.model_copy(update={"n_train": 80, "n_test": 200, "n_val": 40})}
+    )
+    out = UncertaintyStudy().run(config)
+    m = out.metrics
+    assert m["prior_noise_std"] == 0.1 and "prior_ntk_gp_nll" in m and "prior_laplace_cov90" in m
+    row = ResultRow(run_id="r", config=config, status="done", metrics=m)
+    section = UncertaintyStudy().report([row], tmp_path / "a")
+    entry = section.to_dict()["numbers"]["positive_control"]  # findings.json
+    assert entry["verdict"] == "match", entry
+    (measured,) = entry["measured"]
+    assert measured["nngp_cov90"] == m["prior_nngp_cov90"] and abs(measured["nngp_cov90"] - 0.9) < 0.1
+    assert section.findings[1].startswith("Positive control (targets drawn from the NNGP prior")
+    assert "1 seed(s) — fewer than 3" in section.findings[0]
+    # built to fail: an over-confident predictive (coverage 0.6), and one whose NLL is far above the best
+    for i, bad in enumerate(
+        ({"prior_nngp_cov90": 0.6}, {"prior_nngp_nll_gap": 0.5, "prior_nngp_nll_gap_se": 0.01})
+    ):
+        wrong = ResultRow(run_id="w", config=config, status="done", metrics={**m, **bad})
+        again = UncertaintyStudy().report([wrong], tmp_path / f"b{i}")
+        assert again.to_dict()["numbers"]["positive_control"]["verdict"] == "no match"

@@ -8,7 +8,8 @@ Layers are frozen, hashable dataclasses that serialise to JSON/YAML (:mod:`.seri
 
 Parametrizations (``"ntk"``, ``"standard"``, ``"mup"``) are defined by one table, :func:`layer_scales` (a weight
 layer's multipliers and init variances by parametrization and role; :class:`Scales`), which every layer and every
-study that draws its own weights uses.
+study that draws its own weights uses. :func:`myrtle` and :func:`resnet` compose the layers into the image networks
+of the CIFAR papers (:mod:`.networks`).
 """
 
 from tangentlab.arch._base import LAYERS, BuiltNetwork, Layer, Parametrization, WeightLayer, build, kernel
@@ -20,6 +21,7 @@ from tangentlab.arch.combinators import Residual, Serial, residual, serial
 from tangentlab.arch.conv import Conv
 from tangentlab.arch.dense import Dense
 from tangentlab.arch.erf_gelu import GELU, Erf
+from tangentlab.arch.networks import myrtle, resnet
 from tangentlab.arch.pooling import AvgPool, Flatten, GlobalAvgPool
 from tangentlab.arch.serialization import from_dict, from_json, from_yaml
 
@@ -54,6 +56,8 @@ __all__ = [
     "from_yaml",
     "kernel",
     "layer_scales",
+    "myrtle",
     "residual",
+    "resnet",
     "serial",
 ]

@@ -27,7 +27,7 @@ from tangentlab.arch._state import (
     fail,
     per_axis,
 )
-from tangentlab.kernels import DEFAULT_MEMORY_BUDGET
+from tangentlab.kernels import memory_budget as default_budget
 
 Parametrization = Literal["ntk", "standard", "mup"]
 PARAMETRIZATIONS: tuple[str, ...] = ("ntk", "standard", "mup")
@@ -182,7 +182,8 @@ class WeightLayer(Layer):
 BLOCK_ENTRIES = 2**18
 """Target entries of one block's (block, block, P, P) covariance: small enough that a block's few temporaries
 stay in the CPU caches (the kernel maps are elementwise and memory-bound), large enough that per-operation
-overhead is negligible. The memory budget caps the block further."""
+overhead is negligible. The memory budget caps the block further. On CUDA only the budget (from the free GPU
+memory, :func:`tangentlab.kernels.memory_budget`) sets the block."""
 
 
 class BuiltNetwork(nn.Sequential):
@@ -338,8 +339,8 @@ def kernel(
         x2: (n2, *in_shape) inputs; None means ``x1``.
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"``.
         memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
-            inputs (a pair of blocks for ``empirical_ntk``); None means
-            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB).
+            inputs; None means :func:`tangentlab.kernels.memory_budget` of ``x1``'s device (2 GiB on a CPU, half
+            the free GPU memory after the two float64 results on CUDA).
         positions: ``"auto"`` carries the position diagonal of feature-map covariances wherever no later layer
             mixes positions (:class:`KernelState`), ``"full"`` all position pairs everywhere (same numbers up to
             rounding, at O(P) times the cost; the reference the diagonal path is tested against).
@@ -365,16 +366,19 @@ def kernel(
                 f"{arg}: expected finite inputs, got {bad} NaN/inf value(s) (the kernel would be NaN)"
             )
     n_positions = math.prod(in_shape[1:]) if len(in_shape) > 1 else 1
+    n1, n2 = a.shape[0], b.shape[0]
     # Only the position diagonal is carried when no layer pools (a Flatten readout): O(P) per pair, not O(P^2).
     # A net that pools carries all pairs from its input; Serial switches to the diagonal after its last pooling.
     diagonal = positions == "auto" and len(in_shape) > 1 and not net.mixes_positions()
     entries = n_positions if diagonal else n_positions * n_positions
     factor = max(leaf.work_factor() for leaf in net.leaves()) + 4
-    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget
+    budget = memory_budget if memory_budget is not None else default_budget(a.device, reserve=16 * n1 * n2)
     by_budget = math.isqrt(max(1, budget // (8 * entries * factor)))
     by_cache = math.isqrt(max(1, BLOCK_ENTRIES // entries))
+    by_cache = (
+        by_budget if a.device.type == "cuda" else by_cache
+    )  # a GPU wants large blocks: its memory decides
     block = max(1, min(by_budget, by_cache))
-    n1, n2 = a.shape[0], b.shape[0]
     nngp = torch.empty((n1, n2), dtype=torch.float64, device=a.device)
     ntk = torch.empty_like(nngp)
 

@@ -1,9 +1,10 @@
 """CIFAR-10 and CIFAR-100 from the python archive a user already has (Krizhevsky 2009). Nothing is downloaded.
 
-``cifar10:PATH`` reads ``cifar-10-python.tar.gz`` (the "CIFAR-10 python version" from
+``cifar10:PATH`` (``~`` and environment variables such as ``$TANGENTLAB_DATA`` are expanded) reads ``cifar-10-python.tar.gz`` (the "CIFAR-10 python version" from
 https://www.cs.toronto.edu/~kriz/cifar.html) or its extracted folder ``cifar-10-batches-py`` (or a folder holding
 it): ``data_batch_1`` ... ``data_batch_5`` (the 50,000 training images, in that order), ``test_batch`` (10,000) and
-``batches.meta``. ``cifar100:PATH`` reads ``cifar-100-python.tar.gz`` or ``cifar-100-python``: ``train`` (50,000),
+``batches.meta``; PATH may also be a folder holding the archive or the extracted folder (``cifar10:$TANGENTLAB_DATA``,
+as the packaged paper configs write it). ``cifar100:PATH`` reads ``cifar-100-python.tar.gz`` or ``cifar-100-python``: ``train`` (50,000),
 ``test`` (10,000) and ``meta``, with ``fine_labels`` (100 classes, the default) or ``coarse_labels`` (20
 superclasses; option ``labels: coarse``).
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import io
+import os
 import pickle
 import tarfile
 from dataclasses import dataclass
@@ -56,6 +58,21 @@ LAYOUTS: dict[str, Layout] = {
         "cifar-100-python.tar.gz", "cifar-100-python", ("train",), "test", "meta", {"fine": 100, "coarse": 20}
     ),
 }
+
+
+def resolve(path: str) -> Path:
+    """``path`` with ``~`` and environment variables (``$TANGENTLAB_DATA``) expanded.
+
+    Raises:
+        ValueError: a variable in ``path`` that is not set.
+    """
+    expanded = os.path.expandvars(path)
+    if "$" in expanded:
+        raise ValueError(
+            f"name: {path!r} uses an environment variable that is not set; e.g. export TANGENTLAB_DATA=/data/folder "
+            "(the folder holding the archive)"
+        )
+    return Path(expanded).expanduser()
 
 
 def _expected(kind: str, path: str) -> ValueError:
@@ -105,13 +122,15 @@ def files(kind: str, path: str) -> tuple[str, dict[str, Path | str]]:
     """
     lay = LAYOUTS[kind]
     members = (*lay.train, lay.test, lay.meta)
-    p = Path(path).expanduser()
+    p = resolve(path)
     if p.is_dir():
         for folder in (p, p / lay.folder):
             found = {m: folder / m for m in members}
             if all(f.is_file() for f in found.values()):
                 return "dir", dict(found)
-        raise _expected(kind, path)
+        if not (p / lay.archive).is_file():
+            raise _expected(kind, path)
+        p = p / lay.archive  # a folder holding the archive itself
     if p.is_file() and tarfile.is_tarfile(p):
         with tarfile.open(p, "r:*") as tar:
             names = {Path(n).name: n for n in tar.getnames()}
@@ -120,10 +139,16 @@ def files(kind: str, path: str) -> tuple[str, dict[str, Path | str]]:
     raise _expected(kind, path)
 
 
+def archive_path(kind: str, path: str) -> Path:
+    """The ``.tar.gz`` that ``kind:path`` names: ``path`` itself, or the archive inside the folder ``path``."""
+    p = resolve(path)
+    return p / LAYOUTS[kind].archive if p.is_dir() else p
+
+
 def input_files(kind: str, path: str) -> list[Path]:
     """The files a run of ``kind:path`` reads (the archive, or the folder's batch files), for its identity."""
     how, found = files(kind, path)
-    return [Path(path).expanduser()] if how == "tar" else [Path(f) for f in found.values()]
+    return [archive_path(kind, path)] if how == "tar" else [Path(f) for f in found.values()]
 
 
 @functools.lru_cache(maxsize=2)
@@ -135,7 +160,7 @@ def _batches(kind: str, path: str, stamp: tuple[int, ...]) -> dict[str, dict[byt
         for member, file in found.items():
             out[member] = _unpickle(Path(file).read_bytes(), str(file))
         return out
-    with tarfile.open(Path(path).expanduser(), "r:*") as tar:
+    with tarfile.open(archive_path(kind, path), "r:*") as tar:
         for member, name in found.items():
             handle = tar.extractfile(str(name))
             if handle is None:

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from tangentlab.kernels._blocks import assemble
+from tangentlab.kernels._budget import memory_budget as default_budget
 from tangentlab.kernels._cache import memo
 from tangentlab.kernels._checks import (
     OUTPUTS,
@@ -25,7 +26,7 @@ from tangentlab.kernels._checks import (
     check_positive_int,
     reference_tensor,
 )
-from tangentlab.kernels._cost import DEFAULT_MEMORY_BUDGET, Cost
+from tangentlab.kernels._cost import Cost
 from tangentlab.kernels._functional import trainable_params
 from tangentlab.kernels._probe import ModelShape, probe
 from tangentlab.kernels.methods import choose, estimate, load
@@ -44,12 +45,15 @@ def _prepare(
     check_choice("outputs", outputs, OUTPUTS)
     check_choice("method", method, ("auto", *sorted(load())))
     batch = check_positive_int("batch_size", batch_size)
-    budget = check_positive_int("memory_budget", memory_budget) or DEFAULT_MEMORY_BUDGET
+    budget = check_positive_int("memory_budget", memory_budget)
     ref = reference_tensor(model)
     a = as_inputs("x1", x1, ref)
     b = None if x2 is None else as_inputs("x2", x2, ref)
     if b is not None:
         check_pair(a, b)
+    if budget is None:  # on CUDA: from the free GPU memory, once the (n1, n2) result is set aside
+        result = a.shape[0] * (a.shape[0] if b is None else b.shape[0]) * ref.element_size()
+        budget = default_budget(ref.device, reserve=result)
     return model, a, b, batch, float(budget)
 
 
@@ -106,8 +110,9 @@ def empirical_ntk(
             or ``"auto"`` (cheapest by the methods' cost estimates, :mod:`tangentlab.kernels.methods`; see :func:`ntk_cost`); any registered method's name.
         batch_size: examples per block; None sizes blocks from ``memory_budget``.
         memory_budget: bytes the computation may hold at once besides its result: the working set of one block of
-            inputs (a pair of blocks for ``empirical_ntk``); None means
-            :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB).
+            inputs (a pair of blocks for ``empirical_ntk``); None means :func:`tangentlab.kernels.memory_budget` of
+            the parameters' device: :data:`tangentlab.kernels.DEFAULT_MEMORY_BUDGET` (2 GiB) on a CPU, half the free
+            GPU memory (after the result) on CUDA.
         progress: show a progress bar over blocks.
 
     Returns:

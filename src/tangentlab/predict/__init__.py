@@ -25,11 +25,19 @@ from tangentlab.predict.laplace import (
     maximize_evidence,
 )
 from tangentlab.predict.regressor import KernelRegressor, NotFittedError
-from tangentlab.predict.solve import JITTER_LADDER, PSD_TOL, SolveInfo, solve_psd
+from tangentlab.predict.solve import (
+    JITTER_LADDER,
+    JITTER_LADDER_FLOAT32,
+    PSD_TOL,
+    SolveInfo,
+    default_jitter_ladder,
+    solve_psd,
+)
 from tangentlab.predict.stationary import StationaryRegressor
 
 __all__ = [
     "JITTER_LADDER",
+    "JITTER_LADDER_FLOAT32",
     "PSD_TOL",
     "GaussianPrediction",
     "KernelRegressor",
@@ -37,6 +45,7 @@ __all__ = [
     "NotFittedError",
     "SolveInfo",
     "StationaryRegressor",
+    "default_jitter_ladder",
     "function_space_evidence",
     "gp_inference",
     "gradient_descent_mse",

@@ -26,7 +26,9 @@ One run (one grid point: ``env``, ``agent``, ``width``, seed) plays ``rounds`` r
    ``growth_ratio`` ``R(T) / R(T/2)`` (about 2 for linear regret, ``sqrt 2`` for ``sqrt T``), ``mistake_rate``
    (fraction of rounds with regret > 0), the exploration scale at the last round (``final_scale``: ``gamma_t`` for
    the NTK rule, ``beta sigma`` for the evidence agents), the evidence's ``alpha``/``sigma`` and the ``nu`` used
-   (``params.nu``, by default the reward noise's std ``noise_std``, as in Zhou et al.'s theorem). Artifacts:
+   (``params.nu``, by default the reward noise's std ``noise_std``, as in Zhou et al.'s theorem), and for the UCB/TS
+   agents ``interval_coverage``: the fraction of (round, arm) pairs whose mean reward lies inside the agent's
+   confidence interval ``f(x) ± scale sqrt(v(x))`` (for the NTK rule, Zhou et al.'s confidence width). Artifacts:
    ``cumulative_regret`` (T,) and ``scale`` (per round, where the agent has one).
 
 The report (:mod:`tangentlab.studies.bandit.report`) plots cumulative regret against rounds per agent and width
@@ -228,6 +230,8 @@ class BanditStudy(Study):
             "mean_reward": float(traj.rewards.mean()),
             "nu": settings.nu,
         }
+        if bool(torch.isfinite(traj.covered).any()):  # UCB/TS agents: how often their intervals hold the mean
+            m["interval_coverage"] = float(traj.covered[torch.isfinite(traj.covered)].mean())
         artifacts = {"cumulative_regret": cum.numpy().astype(np.float64)}
         if isinstance(agent, NetworkAgent):
             if agent.gammas:

@@ -154,6 +154,8 @@ class NetworkAgent(Agent):
         self.n_retrains = 0
         self.diverged: str | None = None  # the first retrain that diverged (tangentlab.train.divergence)
         self.gammas: list[float] = []
+        # this round's confidence intervals f(x_a) ± scale sqrt(v(x_a)) of every arm (UCB/TS agents), for coverage
+        self.interval: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def select(self, contexts: torch.Tensor, t: int) -> int:
         with torch.no_grad():
@@ -179,6 +181,7 @@ class NetworkAgent(Agent):
             else:
                 scale = ntk_rule_gamma(self.posterior.info_gain(), self.settings)
             self.gammas.append(scale)
+            self.interval = (f, scale * std)
             noise = self._normal(f.numel()) if self.name.startswith(("neural_ts", "ts_")) else 1.0
             arm = self._argmax(f + scale * std * noise)
         self._last = (contexts[arm], g[arm])
@@ -296,11 +299,14 @@ def make_agent(
 
 @dataclass(frozen=True)
 class Trajectory:
-    """What one agent did on one bandit: per-round arm, reward and pseudo-regret."""
+    """What one agent did on one bandit: per-round arm, reward and pseudo-regret, and ``covered``: per round, the
+    fraction of arms whose mean reward lies inside the agent's confidence interval ``f ± scale sqrt(v)`` (NaN for
+    agents without one)."""
 
     arms: torch.Tensor
     rewards: torch.Tensor
     regret: torch.Tensor
+    covered: torch.Tensor
 
     @property
     def cumulative_regret(self) -> torch.Tensor:
@@ -313,10 +319,15 @@ def play(agent: Agent, env: BanditEnv) -> Trajectory:
     arms = torch.zeros(env.rounds, dtype=torch.int64)
     rewards = torch.zeros(env.rounds, dtype=torch.float64)
     regret = torch.zeros(env.rounds, dtype=torch.float64)
+    covered = torch.full((env.rounds,), math.nan, dtype=torch.float64)
     for t in range(env.rounds):
         ctx = env.contexts[t]
         arm = agent.select(ctx, t)
+        interval = getattr(agent, "interval", None)
+        if interval is not None:
+            centre, half = interval
+            covered[t] = ((env.means[t] - centre).abs() <= half).double().mean()
         r = env.reward(t, arm)
         agent.observe(ctx[arm], r)
         arms[t], rewards[t], regret[t] = arm, r, env.regret(t, arm)
-    return Trajectory(arms, rewards, regret)
+    return Trajectory(arms, rewards, regret, covered)

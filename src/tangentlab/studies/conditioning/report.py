@@ -384,6 +384,7 @@ def _settings(rows: list[ResultRow[ConditioningParams]], runs: str) -> tuple[str
     p = rows[0].params
     probe = "all training inputs" if p.probe_rows is None else f"at most {p.probe_rows} rows"
     return (
+        "As tested here: Condition 2 as C < 1/2, C from visited points (a lower bound); paper's widths/data unknown.",
         f"Data: {sorted({r.config.data.name for r in rows})}, n_train={c.data.n_train}, options={c.data.options}; "
         "MSE L = (1/(2n))Σ‖f − y‖² on one-hot / scalar targets.",
         f"Model: {_layers(c.model)}; every Dense but the readout has `width` units, the readout one unit per "

@@ -78,7 +78,8 @@ class ContinualParams(BaseModel):
     Attributes:
         width: units of every hidden ``Dense`` layer.
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"``.
-        task_type: ``"split"`` (multi-head) or ``"permuted"`` (shared head).
+        task_type: ``"split"`` (multi-head), ``"permuted"`` or ``"rotated"`` (shared head; rotated: square
+            single-channel images, 22.5° more per task).
         regime: ``"converged"``, ``"early_stopped"`` or ``"fixed_budget"`` (Mirzadeh et al. 2022's protocol: exactly
             ``budget_steps`` steps per task, the same for every width, whatever accuracy they reach).
         n_tasks: tasks in the sequence (split: None = all; permuted: required, default 3).
@@ -100,7 +101,7 @@ class ContinualParams(BaseModel):
 
     width: PositiveInt = 256
     parametrization: Literal["ntk", "standard", "mup"] = "ntk"
-    task_type: Literal["split", "permuted"] = "split"
+    task_type: Literal["split", "permuted", "rotated"] = "split"
     regime: Literal["converged", "early_stopped", "fixed_budget"] = "converged"
     n_tasks: PositiveInt | None = 3
     classes_per_task: PositiveInt = 2

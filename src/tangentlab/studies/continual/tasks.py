@@ -9,6 +9,9 @@ Two benchmarks built from one classification :class:`tangentlab.data.Dataset`:
 * ``"permuted"`` (domain-incremental, one shared head; Goodfellow et al. 2013, as Mirzadeh et al. 2022 use permuted
   and rotated MNIST): every task is the whole dataset with its input features reordered by a fixed permutation.
   Task 0 keeps the original order; tasks 1.. use ``torch.randperm`` drawn from a generator seeded by ``seed``.
+* ``"rotated"`` (domain-incremental, one shared head; Mirzadeh et al. 2020/2022's rotated MNIST): task ``t`` is the
+  whole dataset with every square single-channel image rotated by ``t * ROTATION_STEP`` degrees (22.5°) about its
+  centre (bilinear; what leaves the frame is filled with the standardised value of a black pixel).
 
 Metrics of an accuracy matrix ``A`` (``A[i, j]``: test accuracy on task ``j`` after training tasks ``0..i``;
 Chaudhry et al. 2018, arXiv 1801.10112; Lopez-Paz & Ranzato 2017):
@@ -21,6 +24,7 @@ Chaudhry et al. 2018, arXiv 1801.10112; Lopez-Paz & Ranzato 2017):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
@@ -31,8 +35,10 @@ from torch import nn
 
 from tangentlab.data import Dataset
 
-TaskType = Literal["split", "permuted"]
-TASK_TYPES: tuple[str, ...] = ("split", "permuted")
+TaskType = Literal["split", "permuted", "rotated"]
+TASK_TYPES: tuple[str, ...] = ("split", "permuted", "rotated")
+#: Degrees between consecutive rotated tasks (0, 22.5, 45, ...; Mirzadeh et al. 2020's rotated MNIST as we read it).
+ROTATION_STEP = 22.5
 
 
 @dataclass(frozen=True)
@@ -94,13 +100,13 @@ def input_permutations(dim: int, n_tasks: int, seed: int) -> list[torch.Tensor]:
 def build_tasks(
     ds: Dataset, task_type: str, *, n_tasks: int | None, classes_per_task: int, seed: int
 ) -> list[Task]:
-    """The task sequence of ``task_type`` (``"split"`` or ``"permuted"``) from a classification dataset.
+    """The task sequence of ``task_type`` (``"split"``, ``"permuted"`` or ``"rotated"``) from a classification dataset.
 
     Args:
         ds: a classification dataset with flat inputs (n, d) and class labels.
         task_type: ``"split"`` or ``"permuted"`` (see the module docstring).
         n_tasks: number of tasks; for ``"split"`` None means all ``n_classes / classes_per_task`` of them and a
-            number keeps the first ones; required for ``"permuted"``.
+            number keeps the first ones; required for ``"permuted"`` and ``"rotated"``.
         classes_per_task: classes per split task.
         seed: seed of the permutations.
 
@@ -141,7 +147,56 @@ def build_tasks(
             Task(ds.x_train[:, perm], y_tr, ds.x_test[:, perm], y_te, every, every)
             for perm in input_permutations(ds.x_train.shape[1], n_tasks, seed)
         ]
+    if task_type == "rotated":
+        if n_tasks is None or n_tasks < 2:
+            raise ValueError(f"n_tasks: expected an integer >= 2 for rotated tasks, got {n_tasks}")
+        every = tuple(range(ds.n_classes))
+        y_tr, y_te = eye[ds.labels_train], eye[ds.labels_test]
+        black = _black(ds)
+        return [
+            Task(
+                rotate_images(ds.x_train, t * ROTATION_STEP, black),
+                y_tr,
+                rotate_images(ds.x_test, t * ROTATION_STEP, black),
+                y_te,
+                every,
+                every,
+            )
+            for t in range(n_tasks)
+        ]
     raise ValueError(f"params.task_type: expected one of {TASK_TYPES}, got {task_type!r}")
+
+
+def _black(ds: Dataset) -> torch.Tensor:
+    """The standardised value of a zero pixel, per feature: ``(0 - mean) / std`` (flat, as the inputs are)."""
+    mean, std = ds.meta.get("mean"), ds.meta.get("std")
+    if mean is None or std is None:
+        return torch.zeros(ds.x_train.shape[1], dtype=ds.x_train.dtype)
+    return torch.as_tensor(-np.asarray(mean) / np.asarray(std), dtype=ds.x_train.dtype)
+
+
+def rotate_images(x: torch.Tensor, degrees: float, background: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Flat square single-channel images (n, s*s) rotated by ``degrees`` (counter-clockwise) about their centre,
+    bilinear, with ``background`` (a value, or one per pixel) where the rotated frame has no source pixel.
+
+    Raises:
+        ValueError: inputs whose feature count is not a square.
+    """
+    n, d = x.shape
+    side = math.isqrt(d)
+    if side * side != d:
+        raise ValueError(f"data: rotated tasks need square single-channel images, got {d} features per input")
+    if degrees == 0:
+        return x.clone()
+    bg = torch.as_tensor(background, dtype=x.dtype).expand(d).reshape(1, 1, side, side)
+    a = math.radians(degrees)
+    theta = torch.tensor([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0]], dtype=x.dtype)
+    grid = torch.nn.functional.affine_grid(theta.expand(n, 2, 3), [n, 1, side, side], align_corners=False)
+    img = x.reshape(n, 1, side, side) - bg
+    out = torch.nn.functional.grid_sample(
+        img, grid, mode="bilinear", padding_mode="zeros", align_corners=False
+    )
+    return (out + bg).reshape(n, d)
 
 
 def _check_matrix(acc: np.ndarray) -> np.ndarray:

@@ -21,7 +21,8 @@ One run (one grid point: ``data.name``, ``model_kind``, ``sigma_w2``, ``width``/
    Seleznova & Kutyniok; built in float64 under ``parametrization``, standard by default):
    ``mlp``: ``depth`` (default 2) hidden ``Dense(width)`` + ReLU; ``deep_mlp``: ``deep_depth`` (default 20) of them
    (their 784 -> [300] x 20 -> 10, scaled down); ``cnn``: ``depth`` ``Conv(channels, 3, stride=2)`` + ReLU,
-   ``Flatten``, ``Dense`` readout. ``config.model`` is not used (``model_kind`` names the net).
+   ``Flatten``, ``Dense`` readout; ``resnet``: the small constant-width ResNet of :func:`tangentlab.arch.resnet`
+   with ``depth`` residual blocks per stage and ``channels`` channels (Fort et al. 2020's setting, scaled down). ``config.model`` is not used (``model_kind`` names the net).
 3. Training by :func:`tangentlab.train.fit` with the config's ``train`` section (Seleznova & Kutyniok: full-batch
    Adam on MSE ``(1/2n) sum ||f - y||^2`` with one-hot targets). A step of full-batch training is one epoch.
 4. Snapshots (:class:`tangentlab.train.Snapshots`, the one snapshot mechanism) at step 0 and ``n_snapshots - 1``
@@ -65,7 +66,8 @@ from tangentlab.studies.evolution.kernels import (
     velocity_summary,
 )
 
-ModelKind = Literal["mlp", "cnn", "deep_mlp", "lazy_control"]
+ModelKind = Literal["mlp", "cnn", "deep_mlp", "lazy_control", "resnet"]
+IMAGE_KINDS: tuple[str, ...] = ("cnn", "resnet")
 CURVES: tuple[str, ...] = (
     "snap_step",
     "kernel_distance",
@@ -83,12 +85,12 @@ class EvolutionParams(BaseModel):
     """Parameters of the ``evolution`` study.
 
     Attributes:
-        model_kind: ``"mlp"``, ``"cnn"`` or ``"deep_mlp"`` (see the module docstring).
+        model_kind: ``"mlp"``, ``"cnn"``, ``"deep_mlp"`` or ``"resnet"`` (see the module docstring).
         sigma_w2: weight variance ``sigma_w^2`` of every layer (ReLU phases: < 2 ordered, 2 edge of chaos, > 2
             chaotic).
         width: hidden units of both MLPs.
-        channels: channels of every CNN layer.
-        depth: hidden (conv) layers of ``mlp`` and ``cnn``.
+        channels: channels of every CNN / ResNet layer.
+        depth: hidden (conv) layers of ``mlp`` and ``cnn``; residual blocks per stage of ``resnet``.
         deep_depth: hidden layers of ``deep_mlp`` (Seleznova & Kutyniok: 20).
         parametrization: ``"standard"`` (Seleznova & Kutyniok), ``"ntk"`` or ``"mup"``.
         probe_per_class: training examples per class in the eNTK probe.
@@ -123,6 +125,8 @@ class EvolutionParams(BaseModel):
 def build_description(kind: ModelKind, width: int, depth: int, sigma_w2: float, out_dim: int) -> arch.Layer:
     """The arch description of ``model_kind`` (every weight layer ``sigma_w = sqrt(sigma_w2)``, no bias noise)."""
     s = math.sqrt(sigma_w2)
+    if kind == "resnet":
+        return arch.resnet(depth, width, out_dim, sigma_w=s, readout_sigma_w=s)
     layers: list[arch.Layer] = []
     for _ in range(depth):
         if kind == "cnn":
@@ -159,7 +163,7 @@ class EvolutionStudy(Study):
         p = EvolutionParams.model_validate(config.params)
         tc, d = config.train, config.data
         no_model(config.model, self.name, "params.model_kind")
-        ds = config.data.load(shape="image" if p.model_kind == "cnn" else "flat")
+        ds = config.data.load(shape="image" if p.model_kind in IMAGE_KINDS else "flat")
         if ds.task != "classification" or ds.labels_train is None or ds.labels_test is None:
             raise ValueError(f"data.name: the evolution study needs a classification dataset, got {d.name!r}")
         n_classes = int(ds.n_classes or 0)
@@ -178,7 +182,9 @@ class EvolutionStudy(Study):
             raise ValueError("data.target: MSE needs one-hot or centred targets; use 'onehot' or 'centered'")
         control = p.model_kind == "lazy_control"
         depth = {"deep_mlp": p.deep_depth, "lazy_control": 1}.get(p.model_kind, p.depth)
-        width = {"cnn": p.channels, "lazy_control": p.control_width}.get(p.model_kind, p.width)
+        width = {"cnn": p.channels, "resnet": p.channels, "lazy_control": p.control_width}.get(
+            p.model_kind, p.width
+        )
         net = build_description(
             p.model_kind, width, depth, p.sigma_w2, out_dim if y.ndim > 1 else n_classes
         ).build(

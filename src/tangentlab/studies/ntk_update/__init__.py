@@ -85,6 +85,8 @@ class NtkUpdateStudy(Study):
         "as width grows. Tested as: log|R| − log(dβ) = aβ + c with a > 0, compared with 5."
     )
     Params: ClassVar[type[BaseModel]] = NtkUpdateParams
+    # its nets are sampled in batches by its own float64 recursion on the CPU (studies/ntk_update)
+    cpu_only: ClassVar[bool] = True
     sections: ClassVar[frozenset[str]] = frozenset({"data"})
 
     def run(self, config: RunConfig, *, device: str = "cpu") -> RunOutput:

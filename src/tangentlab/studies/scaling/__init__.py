@@ -21,12 +21,13 @@ One run (one grid point: ``n_train``, ``model_kind``, ``pretrain_m``, ``data.nam
    dataset is one-hot).
 2. Model (``model_kind``; ``config.model`` is not used): ``mlp`` is ``depth`` x [``Dense(width)``, ReLU] and a
    ``Dense`` readout; ``cnn`` is ``depth`` x [``Conv(channels, 3, stride=2)``, ReLU], ``Flatten`` and a ``Dense``
-   readout; ``linear`` is the readout alone, ``f(x) = W x + b`` — the **positive control**: a model linear in its
+   readout; ``myrtle`` is the Myrtle CNN of ``depth`` 5, 7 or 10 with ``channels`` channels
+   (:func:`tangentlab.arch.myrtle`; Shankar et al. 2020, for 32x32 images); ``linear`` is the readout alone, ``f(x) = W x + b`` — the **positive control**: a model linear in its
    parameters is its own eNTK (constant in training: eNTK at init = after m samples = infinite NTK), so trained to
    its optimum it *is* kernel regression with that kernel, and the report's comparison must find the net's exponent
    indistinguishable from the kernel's. It is trained to its least-squares optimum by one undamped Gauss-Newton
-   step (``trained_by: gauss_newton``; where GD converges, without its optimization error; ``config.train`` is not
-   used for it); ``sigma_w = sqrt(2)`` on hidden layers, ``readout_sigma_w`` (default 0.1) on the readout, no bias
+   step (:func:`least_squares_step`; ``trained_by: gauss_newton``; where GD converges, without its optimization
+   error; ``config.train`` is not used for it); ``sigma_w = sqrt(2)`` on hidden layers, ``readout_sigma_w`` (default 0.1) on the readout, no bias
    noise; built in float64 under ``params.parametrization`` (default ``"standard"``, as nets are trained in
    practice; the infinite NTK is then the Gaussian recursion at the built widths) with the run's seed.
 3. Four predictors, each scored by test MSE ``(1/n_test) sum_i ||f(x_i) - y_i||^2`` and test error
@@ -67,7 +68,8 @@ from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
 from tangentlab.studies._sections import finite_or_none, needs_mse, no_model
 
-ModelKind = Literal["mlp", "cnn", "linear"]
+ModelKind = Literal["mlp", "cnn", "myrtle", "linear"]
+IMAGE_KINDS: tuple[str, ...] = ("cnn", "myrtle")
 METHODS: tuple[str, ...] = ("net", "entk0", "ntk", "entk_m")
 KERNELS: tuple[str, ...] = ("entk0", "ntk", "entk_m")
 
@@ -77,12 +79,13 @@ class ScalingParams(BaseModel):
 
     Attributes:
         n_train: training examples (the first ``n_train`` of the data pool).
-        model_kind: ``"mlp"``, ``"cnn"`` or ``"linear"`` (the positive control; see the module docstring).
+        model_kind: ``"mlp"``, ``"cnn"``, ``"myrtle"`` or ``"linear"`` (the positive control; see the module
+            docstring).
         pretrain_m: examples the second net is trained on before its eNTK is taken (0: no ``entk_m`` method).
         test_size: at most this many test examples (the first of the test split).
         width: units of every hidden ``Dense`` (MLP).
         channels: channels of every hidden ``Conv`` (CNN).
-        depth: hidden layers.
+        depth: hidden layers (``myrtle``: its depth, 5, 7 or 10).
         parametrization: ``"ntk"``, ``"standard"`` or ``"mup"`` (see :mod:`tangentlab.arch`).
         readout_sigma_w: ``sigma_w`` of the readout. A small readout keeps the net's random function at init from
             adding to its test loss (the kernel regressors start from zero); it scales every NTK by
@@ -115,6 +118,8 @@ def build_description(
     if kind == "linear":
         return arch.serial(arch.Dense(out_dim, sigma_w=readout_sigma_w))
     s = math.sqrt(2.0)
+    if kind == "myrtle":
+        return arch.myrtle(depth, channels, out_dim, sigma_w=s, readout_sigma_w=readout_sigma_w)
     layers: list[arch.Layer] = []
     for _ in range(depth):
         if kind == "cnn":
@@ -148,18 +153,41 @@ def _train(
 ) -> tuple[bool, str, float]:
     """Train ``net`` in place: ``(diverged, message, final training loss (1/(2n)) ||f - y||^2)``.
 
-    A linear model (the positive control) is trained to its least-squares optimum by one undamped Gauss-Newton
-    step (exact for a model linear in its parameters; a pseudo-inverse when the Gram is singular) — where gradient
-    descent converges, without its optimization error; every other net by :func:`tangentlab.train.fit`.
+    Every net but the linear model is trained by :func:`tangentlab.train.fit`. The linear model (the positive
+    control) is moved to its least-squares optimum by one undamped Gauss-Newton step ``theta += J^T G^+ (y - f)``
+    (:func:`least_squares_step`) — where gradient descent converges, without its optimization error.
     """
-    if not linear:
+    if linear:
+        least_squares_step(net, x, y)
+    else:
         res = train.fit(net, x, y, **fit_args)
-        return res.diverged, res.message, res.final_train_loss
-    train.gauss_newton_step(net, x, y, damping=0.0)
+        if res.diverged:
+            return True, res.message, res.final_train_loss
     with torch.no_grad():
         loss = 0.5 * float(((net(x).reshape(y.shape) - y) ** 2).sum()) / x.shape[0]
     ok = math.isfinite(loss)
-    return not ok, "least squares by one Gauss-Newton step" if ok else "non-finite loss", loss
+    message = (
+        ("least squares by one Gauss-Newton step" if linear else res.message) if ok else "non-finite loss"
+    )
+    return not ok, message, loss
+
+
+def least_squares_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """One undamped Gauss-Newton step on MSE for a model linear in its parameters with i.i.d. outputs (a linear
+    readout): ``theta += J^T alpha``, ``alpha = K^+ (y - f)`` per output column, with ``K`` the per-output eNTK (trace
+    eNTK / O; the full eNTK is ``K (x) I_O``) and ``K^+`` its pseudo-inverse (eigenvalues below ``n eps lambda_max``
+    dropped). ``J^T alpha`` is one vector-Jacobian product, so neither ``J`` nor the ``(nO)^2`` Gram is formed. For
+    such a model the step lands on the least-squares optimum nearest ``theta`` (the limit of gradient descent)."""
+    with torch.no_grad():
+        f = net(x)
+    n_out = f[0].numel()
+    k = empirical_ntk(net, x, outputs="trace").to(f.dtype) / n_out
+    alpha = torch.linalg.pinv(k, hermitian=True) @ (y.reshape(f.shape) - f).reshape(x.shape[0], -1)
+    params = [q for q in net.parameters() if q.requires_grad]
+    grads = torch.autograd.grad((net(x).reshape(alpha.shape) * alpha).sum(), params)
+    with torch.no_grad():
+        for q, g in zip(params, grads, strict=True):
+            q.add_(g)
 
 
 @register
@@ -189,7 +217,7 @@ class ScalingStudy(Study):
         no_model(config.model, self.name, "params.model_kind")
         needs_mse(tc.loss, self.name, "kernel regression's loss")
         data = config.data.model_copy(update={"seed": config.data.seed + config.seed})
-        ds = data.load(shape="image" if p.model_kind == "cnn" else "flat")
+        ds = data.load(shape="image" if p.model_kind in IMAGE_KINDS else "flat")
         if ds.y_train.dtype == torch.int64:
             raise ValueError(
                 "data.target: the scaling study regresses targets with MSE; use 'onehot' or 'centered'"
@@ -230,7 +258,7 @@ class ScalingStudy(Study):
         outputs["entk0"], infos["entk0"] = kernel_regression(
             _per_output_ntk(net, x_all, x, n_out), n, y, p.ridge
         )
-        positions = math.prod(ds.input_shape[1:]) if p.model_kind == "cnn" else 1
+        positions = math.prod(ds.input_shape[1:]) if p.model_kind in IMAGE_KINDS else 1
         ntk_skipped = p.ntk_max_positions is not None and positions > p.ntk_max_positions
         outputs["ntk"], infos["ntk"] = None, None
         if not ntk_skipped:

@@ -40,14 +40,17 @@ One run (one grid point: dataset, ``width``, seed):
 from __future__ import annotations
 
 import itertools
+import math
 import time
-from typing import Any, ClassVar, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from tangentlab import arch, metrics, train
+from tangentlab.data import Dataset
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
@@ -73,6 +76,9 @@ class UncertaintyParams(BaseModel):
         laplace_prior_mean: ``"init"`` (prior centred at the first net's initial parameters) or ``"zero"``.
         patience: early stopping on the validation MSE, evaluated every ``steps // 50`` steps, restoring the best
             parameters (:class:`tangentlab.train.EarlyStopping`); None trains for all ``train.steps``.
+        prior_control: on regression data, also score every method on targets drawn from the NNGP prior of the
+            run's own net at the same inputs, plus noise (metrics ``prior_*``): the positive control.
+        prior_noise: standard deviation of that draw's observation noise.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -85,6 +91,8 @@ class UncertaintyParams(BaseModel):
     shift_scale: PositiveFloat | None = None
     laplace_prior_mean: Literal["init", "zero"] = "init"
     patience: PositiveInt | None = 10
+    prior_control: bool = True
+    prior_noise: PositiveFloat = 0.1
 
 
 def _shift_kind(p: UncertaintyParams, name: str) -> str:
@@ -114,6 +122,129 @@ def _class_metrics(probs: torch.Tensor, labels: torch.Tensor, tag: str) -> dict[
         f"ece{tag}": metrics.expected_calibration_error(probs, labels),
         f"entropy{tag}": metrics.predictive_entropy(probs),
     }
+
+
+def prior_targets(nngp: torch.Tensor, seed: int, noise: float) -> torch.Tensor:
+    """One draw ``f + noise * eps`` (N, 1) with ``f ~ N(0, K)``, ``K`` the NNGP kernel ``nngp`` (N, N), from ``seed``
+    (a Cholesky factor; jitter ``1e-10 * mean diag`` doubled until it factors)."""
+    k = 0.5 * (nngp + nngp.T).to(torch.float64)
+    g = torch.Generator().manual_seed(int(seed) + 104729)
+    z = torch.randn(k.shape[0], 1, generator=g, dtype=torch.float64)
+    eps = torch.randn(k.shape[0], 1, generator=g, dtype=torch.float64)
+    jitter = 1e-10 * float(k.diagonal().mean())
+    eye = torch.eye(k.shape[0], dtype=torch.float64)
+    while True:
+        chol, info = torch.linalg.cholesky_ex(k + jitter * eye)
+        if int(info) == 0:
+            return cast(torch.Tensor, chol @ z + noise * eps)
+        jitter *= 2
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What scoring one set of targets needs besides the targets (built once per run)."""
+
+    p: UncertaintyParams
+    config: RunConfig
+    ds: Dataset
+    net_desc: arch.Layer
+    x_all: torch.Tensor
+    bounds: np.ndarray
+    nngp: torch.Tensor
+    ntk: torch.Tensor
+    grid: bool
+
+
+def _fit_and_score(
+    s: _Setup,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    xv: torch.Tensor,
+    yv: torch.Tensor,
+    yt: torch.Tensor,
+    ys: torch.Tensor,
+    *,
+    with_artifacts: bool = True,
+) -> tuple[dict[str, MetricValue], dict[str, np.ndarray]]:
+    """Train the ensemble on ``(x, y)``, build every method's predictive and score it on the test (``yt``) and
+    shifted (``ys``) targets (module docstring, steps 2-5)."""
+    start = time.perf_counter()
+    p, tc, ds, bounds = s.p, s.config.train, s.ds, s.bounds
+    is_class = ds.task == "classification"
+    n_out = int(y.shape[1])
+    ev = slice(int(bounds[1]), int(bounds[-1]))
+    tr = slice(int(bounds[0]), int(bounds[1]))
+    nets, outputs, init = [], [], None
+    fit_args = tc.fit_kwargs(
+        eval_every=max(tc.steps // 50, 1),
+        x_val=xv,
+        y_val=yv,
+        early_stopping=None if p.patience is None else train.EarlyStopping("loss", patience=p.patience),
+    )
+    for k in range(p.ensemble_size):
+        seed = 1000 * s.config.seed + k
+        net = s.net_desc.build(
+            ds.input_shape, parametrization=p.parametrization, seed=seed, dtype=torch.float64
+        )
+        if k == 0:
+            init = {name: q.detach().clone() for name, q in net.named_parameters()}
+        res = train.fit(net, x, y, seed=seed, **fit_args)
+        if res.diverged:
+            return {"status": "diverged", "message": f"member {k}: {res.message}"}, {}
+        with torch.no_grad():
+            outputs.append(net(s.x_all[ev]).reshape(-1, n_out))
+        nets.append(net)
+    t_train = time.perf_counter() - start
+    preds: dict[str, um.Predictive] = {"ntk_gp": um.ntk_gp(s.nngp, s.ntk, y, tr, ev)}
+    preds["nngp"], amplitude = um.nngp_posterior(s.nngp, y, tr, ev)
+    prior_mean = init if p.laplace_prior_mean == "init" else None
+    preds["laplace"], la = um.laplace(nets[0], x, y, s.x_all[ev], prior_mean)
+    members = torch.stack(outputs)
+    preds["ensemble"] = um.ensemble(members)
+    preds["net"] = um.single_net(members[0])
+
+    def local(i: int) -> torch.Tensor:  # indices of part i inside the evaluation block
+        return torch.arange(int(bounds[i] - bounds[1]), int(bounds[i + 1] - bounds[1]))
+
+    iv, it, is_ = local(1), local(2), local(3)
+    m: dict[str, MetricValue] = {
+        "status": "completed",
+        "laplace_prior_precision": la.prior_precision_,
+        "laplace_sigma": la.sigma_noise_,
+        "laplace_condition": la.solve_info_.condition_number,
+        "nngp_amplitude": amplitude,
+        "seconds_train": t_train,
+    }
+    artifacts: dict[str, np.ndarray] = {}
+    pointwise: dict[str, torch.Tensor] = {}  # per-test-point Gaussian NLL (regression)
+    for name, pred in preds.items():
+        pv, pt, ps = pred.take(iv), pred.take(it), pred.take(is_)
+        if is_class:
+            assert ds.labels_val is not None and ds.labels_test is not None
+            lv, lt = ds.labels_val, ds.labels_test[: p.max_test]
+            temp = um.fit_temperature(pv, lv)
+            m[f"{name}_temperature"] = temp
+            scores = _class_metrics(um.probabilities(pt, temp), lt, "")
+            scores.update(_class_metrics(um.probabilities(ps, temp), lt, "_shift"))
+        else:
+            noise = pred.noise if pred.noise is not None else um.fit_noise(pv, yv)
+            m[f"{name}_noise"] = noise
+            scores = _regression_metrics(pt, noise, yt, "")
+            scores.update(_regression_metrics(ps, noise, ys, "_shift"))
+            var = pt.variance + noise
+            pointwise[name] = (0.5 * torch.log(2 * math.pi * var) + (yt - pt.mean) ** 2 / (2 * var)).mean(1)
+            if s.grid and with_artifacts:
+                pg = pred.take(local(4))
+                artifacts[f"{name}_grid_mean"] = pg.mean[:, 0].numpy()
+                artifacts[f"{name}_grid_std"] = (pg.variance[:, 0] + noise).sqrt().numpy()
+        m.update({f"{name}_{k}": v for k, v in scores.items()})
+    if pointwise:  # the NNGP posterior against the best other method, paired over test points
+        best = min((k for k in pointwise if k != "nngp"), key=lambda k: float(pointwise[k].mean()))
+        d = pointwise["nngp"] - pointwise[best]
+        m["nngp_nll_gap"] = float(d.mean())
+        m["nngp_nll_gap_se"] = float(d.std() / math.sqrt(d.numel())) if d.numel() > 1 else None
+        m["nngp_nll_gap_to"] = best
+    return m, artifacts
 
 
 @register
@@ -185,89 +316,42 @@ class UncertaintyStudy(Study):
             xs, ys = um.shifted_inputs(kind, xt, scale, config.seed), yt
         parts = [x, xv, xt, xs, *extra]
         bounds = np.cumsum([0, *(len(a) for a in parts)])
-        sl = [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
         x_all = torch.cat(parts)
-        tr, ev = sl[0], slice(int(bounds[1]), int(bounds[-1]))
         n_out = int(y.shape[1])
 
         description = set_hidden_width(config.model or dict(self.default_model or {}), p.width, n_out)
         net_desc = arch.from_dict(description)
-        nets, outputs, init = [], [], None
-        fit_args = tc.fit_kwargs(
-            eval_every=max(tc.steps // 50, 1),
-            x_val=xv,
-            y_val=yv,
-            early_stopping=None if p.patience is None else train.EarlyStopping("loss", patience=p.patience),
-        )
-        for k in range(p.ensemble_size):
-            seed = 1000 * config.seed + k
-            net = net_desc.build(
-                ds.input_shape,
-                parametrization=p.parametrization,
-                seed=seed,
-                dtype=torch.float64,
-            )
-            if k == 0:
-                init = {name: q.detach().clone() for name, q in net.named_parameters()}
-            res = train.fit(net, x, y, seed=seed, **fit_args)
-            if res.diverged:
-                return RunOutput({"status": "diverged", "message": f"member {k}: {res.message}"})
-            with torch.no_grad():
-                outputs.append(net(x_all[ev]).reshape(-1, n_out))
-            nets.append(net)
-        t_train = time.perf_counter() - start
-
         kern = net_desc.kernel(x_all, parametrization=p.parametrization)
         nngp, ntk = kern.nngp.to(torch.float64), kern.ntk.to(torch.float64)
-        preds: dict[str, um.Predictive] = {"ntk_gp": um.ntk_gp(nngp, ntk, y, tr, ev)}
-        preds["nngp"], amplitude = um.nngp_posterior(nngp, y, tr, ev)
-        prior_mean = init if p.laplace_prior_mean == "init" else None
-        preds["laplace"], la = um.laplace(nets[0], x, y, x_all[ev], prior_mean)
-        members = torch.stack(outputs)
-        preds["ensemble"] = um.ensemble(members)
-        preds["net"] = um.single_net(members[0])
-
-        def local(i: int) -> torch.Tensor:  # indices of part i inside the evaluation block
-            return torch.arange(int(bounds[i] - bounds[1]), int(bounds[i + 1] - bounds[1]))
-
-        iv, it, is_ = local(1), local(2), local(3)
-        m: dict[str, MetricValue] = {
-            "status": "completed",
-            "shift": kind,
-            "shift_scale": float(scale),
-            "n_train": int(x.shape[0]),
-            "n_test": int(xt.shape[0]),
-            "n_shift": int(xs.shape[0]),
-            "laplace_prior_precision": la.prior_precision_,
-            "laplace_sigma": la.sigma_noise_,
-            "laplace_condition": la.solve_info_.condition_number,
-            "nngp_amplitude": amplitude,
-        }
-        artifacts: dict[str, np.ndarray] = {}
-        for name, pred in preds.items():
-            pv, pt, ps = pred.take(iv), pred.take(it), pred.take(is_)
-            if is_class:
-                assert ds.labels_val is not None and ds.labels_test is not None
-                lv, lt = ds.labels_val, ds.labels_test[: p.max_test]
-                temp = um.fit_temperature(pv, lv)
-                m[f"{name}_temperature"] = temp
-                scores = _class_metrics(um.probabilities(pt, temp), lt, "")
-                scores.update(_class_metrics(um.probabilities(ps, temp), lt, "_shift"))
-            else:
-                noise = pred.noise if pred.noise is not None else um.fit_noise(pv, yv)
-                m[f"{name}_noise"] = noise
-                scores = _regression_metrics(pt, noise, yt, "")
-                scores.update(_regression_metrics(ps, noise, ys, "_shift"))
-                if extra:
-                    pg = pred.take(local(4))
-                    artifacts[f"{name}_grid_mean"] = pg.mean[:, 0].numpy()
-                    artifacts[f"{name}_grid_std"] = (pg.variance[:, 0] + noise).sqrt().numpy()
-            m.update({f"{name}_{k}": v for k, v in scores.items()})
+        setup = _Setup(p, config, ds, net_desc, x_all, bounds, nngp, ntk, bool(extra))
+        targets = None if is_class else torch.cat([y, yv, yt, ys])
+        m, artifacts = _fit_and_score(setup, x, y, xv, yv, yt, ys)
+        if m.get("status") == "diverged":
+            return RunOutput(m)
+        m.update(
+            {
+                "shift": kind,
+                "shift_scale": float(scale),
+                "n_train": int(x.shape[0]),
+                "n_test": int(xt.shape[0]),
+                "n_shift": int(xs.shape[0]),
+            }
+        )
+        if p.prior_control and targets is not None:
+            # positive control: the same methods on targets drawn from the NNGP prior of this very net at the same
+            # inputs (the NNGP posterior is then the exact Bayesian predictive)
+            n_eval = int(bounds[4])  # train, validation, test and shifted inputs (not the figure's grid)
+            py = prior_targets(nngp[:n_eval, :n_eval], config.seed, p.prior_noise)
+            n_tr, n_va, n_te = len(y), len(yv), len(yt)
+            cut = np.cumsum([0, n_tr, n_va, n_te, len(ys)])
+            pt = [py[int(a) : int(b)] for a, b in itertools.pairwise(cut)]
+            mc, _ = _fit_and_score(setup, x, pt[0], xv, pt[1], pt[2], pt[3], with_artifacts=False)
+            m.update({f"prior_{k}": v for k, v in mc.items() if k != "status"})
+            m["prior_noise_std"] = p.prior_noise
         if extra:
             mean0, std0 = float(ds.meta["mean"][0]), float(ds.meta["std"][0])
             artifacts["grid_x"] = (extra[0][:, 0] * std0 + mean0).numpy()
             artifacts["train_x"] = (x[:, 0] * std0 + mean0).numpy()
             artifacts["train_y"] = y[:, 0].numpy()
-        m["seconds_train"] = t_train
         m["seconds"] = time.perf_counter() - start
         return RunOutput(metrics=m, artifacts=artifacts)

@@ -5,13 +5,23 @@ Verdict rule (Wenger et al. 2023's claim that Laplace and ensembles beat the NTK
 A cell *supports* the claim when both are lower, *contradicts* it when neither is. ``supported`` when at least
 :data:`MAJORITY` of the cells support it, ``not supported`` when at least that share contradict it, ``mixed``
 otherwise; ``inconclusive`` without any cell holding all three methods.
+
+Positive control (:func:`positive_control`, regression runs with ``prior_control``): the same methods scored on
+targets drawn from the NNGP prior of the run's own net (plus noise), where the NNGP posterior is the exact Bayesian
+predictive. It *matches* when in every such run the NNGP posterior's 90 % coverage is within two binomial standard
+errors of 0.9 and its test NLL is not above the best other method's by more than ``max(NLL_TOLERANCE, 2 s.e.)``, the
+standard error of their paired per-point difference (one run is one draw of the function, which that standard error
+does not see: the Bayesian predictive is best in expectation over draws, not on every draw). The claim's own test (Laplace and ensemble both below the NTK-GP) on those targets is
+reported beside it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,6 +33,7 @@ from tangentlab.studies._sections import header as section_header
 from tangentlab.studies.uncertainty import UncertaintyParams
 
 MAJORITY = 0.75
+NLL_TOLERANCE = 0.05  # nats per test point: the prior control's allowance for one function draw
 METHOD_NAMES: dict[str, str] = {
     "ntk_gp": "NTK-GP (t=∞)",
     "nngp": "NNGP posterior",
@@ -167,6 +178,84 @@ def judge(cells: dict[Cell, dict[str, float]]) -> tuple[Verdict, str]:
     return "mixed", f"Verdict: mixed — {text}."
 
 
+def _control_ok(m: Mapping[str, Any]) -> tuple[bool, bool] | None:
+    """(coverage ok, NLL ok) of one run's prior control, or None when it has none."""
+    cov, n = m.get("prior_nngp_cov90"), m.get("n_test")
+    gap, se = m.get("prior_nngp_nll_gap"), m.get("prior_nngp_nll_gap_se")
+    if not all(isinstance(v, int | float) for v in (cov, n, gap)):
+        return None
+    assert isinstance(cov, int | float) and isinstance(n, int | float) and isinstance(gap, int | float)
+    half = max(2 * math.sqrt(0.9 * 0.1 / n), 1 / n)
+    se_v = float(se) if isinstance(se, int | float) else 0.0
+    return abs(float(cov) - 0.9) <= half, float(gap) <= max(NLL_TOLERANCE, 2 * se_v)
+
+
+def positive_control(rows: list[ResultRow[UncertaintyParams]]) -> tuple[dict[str, Any], str | None]:
+    """findings.json entry and finding of the prior control (module docstring); verdict ``match``/``no match``, or
+    ``not run`` without regression runs that have it."""
+    measured: list[dict[str, Any]] = []
+    for r in rows:
+        ok = _control_ok(r.metrics)
+        if ok is None:
+            continue
+        m = r.metrics
+        measured.append(
+            {
+                "dataset": r.config.data.name,
+                "width": _width(r),
+                "seed": r.config.seed,
+                "n_test": m.get("n_test"),
+                "nngp_cov90": m.get("prior_nngp_cov90"),
+                "nngp_nll": m.get("prior_nngp_nll"),
+                "nngp_nll_gap": m.get("prior_nngp_nll_gap"),
+                "nngp_nll_gap_se": m.get("prior_nngp_nll_gap_se"),
+                "nngp_nll_gap_to": m.get("prior_nngp_nll_gap_to"),
+                "coverage_ok": ok[0],
+                "nll_ok": ok[1],
+                **{f"{k}_nll": m.get(f"prior_{k}_nll") for k in ("ntk_gp", "laplace", "ensemble")},
+            }
+        )
+    verdict = (
+        "not run"
+        if not measured
+        else ("match" if all(x["coverage_ok"] and x["nll_ok"] for x in measured) else "no match")
+    )
+    claim_cells = [
+        x
+        for x in measured
+        if all(isinstance(x[f"{k}_nll"], int | float) for k in ("ntk_gp", "laplace", "ensemble"))
+        and x["laplace_nll"] < x["ntk_gp_nll"]
+        and x["ensemble_nll"] < x["ntk_gp_nll"]
+    ]
+    entry: dict[str, Any] = {
+        "setting": "regression targets drawn from the NNGP prior of each run's own net (plus N(0, 0.1²) noise) at "
+        "the same inputs; every method refitted on them",
+        "expected": "the NNGP posterior is the exact Bayesian predictive: its 90 % coverage within 2 binomial s.e. "
+        f"of 0.9 and its test NLL not above the best other method's by more than max({NLL_TOLERANCE:g}, 2 paired "
+        "s.e.)",
+        "measured": measured,
+        "verdict": verdict,
+        "claim_test_on_prior_targets": {
+            "laplace_and_ensemble_beat_ntk_gp": len(claim_cells),
+            "runs": len(measured),
+        },
+    }
+    if not measured:
+        return entry, None
+    covs = [float(x["nngp_cov90"]) for x in measured]
+    gaps = [float(x["nngp_nll_gap"]) for x in measured]
+    line = (
+        f"Positive control (targets drawn from the NNGP prior of the net itself, {len(measured)} regression run(s)): "
+        f"{verdict} — NNGP posterior 90 % coverage {min(covs):.2f}–{max(covs):.2f} (nominal 0.90), its test NLL "
+        f"minus the best other method's {min(gaps):+.3f} to {max(gaps):+.3f} "
+        f"({sum(x['nll_ok'] for x in measured)} of {len(measured)} within max({NLL_TOLERANCE:g}, 2 paired s.e.)); on "
+        "these targets the "
+        f"claim's own test (Laplace and ensemble both below the NTK-GP) says yes in {len(claim_cells)} of "
+        f"{len(measured)} — the NTK-GP at t = ∞ is not the Bayesian posterior even when the prior is right."
+    )
+    return entry, line
+
+
 def _dataset_findings(name: str, rows: list[ResultRow[UncertaintyParams]]) -> list[str]:
     widths = sorted({_width(r) for r in rows})
     out = []
@@ -244,6 +333,14 @@ def _settings(rows: list[ResultRow[UncertaintyParams]], summary: str) -> tuple[s
         "Probabilities: E softmax(f/T), probit approximation softmax(mean/√(T²+π·var/8)) for the Gaussian methods, "
         "the average over members for the ensemble; T by validation NLL for every method.",
         f"Seeds: {sorted({r.config.seed for r in rows})}. Runs: {summary}.",
+    ) + (
+        (
+            f"Positive control (regression runs): targets drawn once per run from the NNGP prior of the run's own "
+            f"net at its train, validation, test and shifted inputs, plus N(0, {p.prior_noise}²) noise; every method "
+            "refitted on them (metrics prior_*).",
+        )
+        if any("prior_nngp_cov90" in r.metrics for r in rows)
+        else ()
     )
 
 
@@ -266,7 +363,18 @@ def section(study: Study, rows: list[ResultRow[UncertaintyParams]], figures_dir:
         figures.append(gap_png)
     cells = _cells(groups)
     verdict, verdict_text = judge(cells)
-    findings = [verdict_text]
+    n_seeds = min(
+        len({r.config.seed for r in rs if _width(r) == w})
+        for rs in groups.values()
+        for w in {_width(r) for r in rs}
+    )
+    if n_seeds < 3:
+        verdict_text += (
+            f" Each cell rests on {n_seeds} seed(s) — fewer than 3: no interval over seeds, the NLL comparisons are "
+            "of single runs."
+        )
+    control_entry, control_line = positive_control(runs.completed)
+    findings = [verdict_text, *([control_line] if control_line else [])]
     for name in sorted(groups):
         mine = {c: v for c, v in cells.items() if c[0] == name}
         wins = [c[1] for c, v in mine.items() if v["laplace"] < v["ntk_gp"] and v["ensemble"] < v["ntk_gp"]]
@@ -290,6 +398,11 @@ def section(study: Study, rows: list[ResultRow[UncertaintyParams]], figures_dir:
         figures=tuple(figures),
         tables=tuple(_table(n, groups[n]) for n in sorted(groups)),
         settings=_settings(runs.completed, runs.summary()),
-        numbers={"test_nll": {f"{c[0]}/{c[1]}": v for c, v in sorted(cells.items())}, "majority": MAJORITY},
+        numbers={
+            "test_nll": {f"{c[0]}/{c[1]}": v for c, v in sorted(cells.items())},
+            "majority": MAJORITY,
+            "seeds_per_cell": n_seeds,
+            "positive_control": control_entry,
+        },
         runs=tuple(r.run_id for r in runs.completed),
     )
