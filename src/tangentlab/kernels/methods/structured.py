@@ -104,6 +104,11 @@ def _patch_view(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor) -> torch.Tensor:
     return a  # (b, C_in, *out_spatial, *kernel)
 
 
+def _cat(parts: list[torch.Tensor], dim: int) -> torch.Tensor:
+    """``torch.cat`` without the copy when there is one part (a layer used once)."""
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
+
+
 def _patch_matrix(module: nn.Conv1d | nn.Conv2d, a: torch.Tensor) -> torch.Tensor:
     """Input patches as (b, T, C_in·kernel area), in the order of the flattened weight (C_out, C_in, *kernel)."""
     p = _patch_view(module, a)  # (b, C_in, *S, *K)
@@ -277,12 +282,12 @@ class StructuredBlocks:
             if not layer:
                 continue
             if self.strategies[s.name] == "gram":  # all uses side by side: cross terms between uses count
-                A = torch.cat([_gram_inputs(s.kind, a, s.module, s.in_features) for a, _ in layer], dim=1)
-                D = torch.cat([_gram_deltas(s.kind, d, s.out_features) for _, d in layer], dim=2)
+                A = _cat([_gram_inputs(s.kind, a, s.module, s.in_features) for a, _ in layer], dim=1)
+                D = _cat([_gram_deltas(s.kind, d, s.out_features) for _, d in layer], dim=2)
                 readout = self.contractions.get(s.name)
                 if readout is not None:  # Σ_o before the Gram: (b, O, 1, C) -> (b, 1, 1, C)
                     norm = readout.pow(2).sum(0).sqrt_().clamp_min_(torch.finfo(readout.dtype).tiny)
-                    D = torch.einsum("boc,oc->bc", D[:, :, 0], readout / norm)[:, None, None, :]
+                    D = (D[:, :, 0] * (readout / norm)).sum(1)[:, None, None, :]
                 grams.append(_GramFeatures(A, D, s))
                 continue
             weight: torch.Tensor | None = None
