@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 
-from tangentlab._version import __version__
+import tangentlab
 from tangentlab.runner import ResultStore, RunConfig, load_sweep, run_sweep
 from tangentlab.runner.devices import check_device, check_gpus_per_run, device_kind, ray_request, run_device
 from tangentlab.runner.executors import execute
@@ -73,7 +73,7 @@ def _old_run_id(run: RunConfig) -> str:
     """The identity as computed before devices entered it (config without the device field)."""
     dumped = run.model_dump(mode="json", exclude={"device"} | (set() if run.inputs else {"inputs"}))
     config = json.loads(json.dumps(dumped, sort_keys=True, separators=(",", ":")))
-    payload = json.dumps({"config": config, "tangentlab": __version__}, sort_keys=True)
+    payload = json.dumps({"config": config, "tangentlab": tangentlab.__version__}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

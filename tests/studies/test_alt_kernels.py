@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +17,7 @@ from tangentlab.runner.config import RunConfig
 from tangentlab.studies import ResultRow
 from tangentlab.studies.alt_kernels import AltKernelsParams
 from tangentlab.studies.alt_kernels.report import RIVAL_TOL, call, paired
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.studies._cli import cli
 
 
 def _row(seed: int, ntk: float, alt: float) -> ResultRow[AltKernelsParams]:
@@ -40,19 +36,6 @@ def test_the_paired_rule_on_known_numbers():
     assert call(RIVAL_TOL + 0.01, RIVAL_TOL + 0.2) == "worse"
     assert call(-0.1, RIVAL_TOL + 0.01) == "undecided"
     assert call(math.nan, math.nan) == "undecided"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "tangentlab", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +15,8 @@ import torch
 from tangentlab import arch, empirical_nngp, predict, train
 from tangentlab.studies.ensemble import numerics, readout_scales
 from tangentlab.studies.ensemble.report import MATCH_TOL, Z, match_call
+from tests.studies._cli import cli
 
-ROOT = Path(__file__).resolve().parents[2]
 F64 = torch.float64
 
 
@@ -165,19 +162,6 @@ def test_a_narrow_long_trained_ensemble_is_called_no_match():
     e = _ensemble(4, 20, [1000])
     value, call = _call(e, "mean")
     assert call == "no match" and value > 2 * MATCH_TOL, value
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "tangentlab", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_a_small_sweep_runs_and_reports_numbers_as_data(tmp_path: Path):

@@ -4,9 +4,6 @@ run its quick config, list the results, write the report; its metric recomputed 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,23 +11,9 @@ import pytest
 import torch
 
 from tangentlab import arch
+from tests.studies._cli import ROOT, cli
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "studies" / "minimal"
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    paths = [str(ROOT / "src"), str(ROOT / "examples" / "studies"), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
-    return subprocess.run(
-        [sys.executable, "-m", "tangentlab", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +26,9 @@ def sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
         .replace("[64, 256, 1024, 4096]", "[64, 256, 1024]")
         .replace("seeds: 3", "seeds: 2")
     )
-    done = cli("run", str(config), "--out", str(out / "runs"), "--workers", "1")
+    done = cli(
+        "run", str(config), "--out", str(out / "runs"), "--workers", "1", extra_paths=(EXAMPLE.parent,)
+    )
     assert done.returncode == 0, done.stderr
     return out / "runs"
 
@@ -53,7 +38,7 @@ def test_the_example_is_a_package_with_a_report_module():
 
 
 def test_runs_store_the_metric_that_the_kernels_give(sweep: Path):
-    listed = cli("results", str(sweep), "--format", "json")
+    listed = cli("results", str(sweep), "--format", "json", extra_paths=(EXAMPLE.parent,))
     assert listed.returncode == 0, listed.stderr
     rows = json.loads(listed.stdout)
     assert len(rows) == 6 and {r["status"] for r in rows} == {"done"}
@@ -77,7 +62,7 @@ def test_runs_store_the_metric_that_the_kernels_give(sweep: Path):
 
 
 def test_the_report_says_what_was_measured(sweep: Path):
-    written = cli("report", str(sweep))
+    written = cli("report", str(sweep), extra_paths=(EXAMPLE.parent,))
     assert written.returncode == 0, written.stderr
     page = (sweep / "report" / "index.html").read_text()
     assert "Minimal example" in page and "Relative eNTK error ∝ width^" in page
@@ -87,6 +72,6 @@ def test_the_report_says_what_was_measured(sweep: Path):
 def test_a_field_the_example_does_not_read_is_a_config_error(tmp_path: Path):
     config = tmp_path / "bad.yaml"
     config.write_text((EXAMPLE / "quick.yaml").read_text() + "train: {steps: 3}\n")
-    done = cli("run", str(config), "--out", str(tmp_path / "runs"))
+    done = cli("run", str(config), "--out", str(tmp_path / "runs"), extra_paths=(EXAMPLE.parent,))
     assert done.returncode == 2
     assert "field 'train.steps'" in done.stderr and "does not read train" in done.stderr

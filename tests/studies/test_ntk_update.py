@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +14,8 @@ import torch
 
 from tangentlab import arch, empirical_ntk, train
 from tangentlab.studies.ntk_update import numerics
+from tests.studies._cli import cli
 
-ROOT = Path(__file__).resolve().parents[2]
 F64 = torch.float64
 
 
@@ -113,19 +110,6 @@ def test_the_theorem_form_fit_recovers_a_known_rate_and_the_free_fit_its_powers(
         numerics.fit_beta(depth, widths, -ratio)
     with pytest.raises(ValueError, match="prefactor"):
         numerics.fit_beta(depth, widths, ratio, prefactor="other")
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT / "src"), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "tangentlab", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_a_small_sweep_runs_and_reports_its_fit_as_data(tmp_path: Path):

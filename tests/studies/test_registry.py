@@ -88,8 +88,16 @@ def test_private_import_finder_sees_a_planted_import(tmp_path):
 
 
 # Internals tests still reach (listed so that no new one slips in): the audit's full-kernel size limit (monkeypatched
-# to reach the per-output branch cheaply) and the CLI's packaged-config and sweep-YAML helpers.
-STILL_PRIVATE = ("tangentlab.auditing._measure", "tangentlab._packaged", "tangentlab._sweep_yaml")
+# to reach the per-output branch cheaply), the CLI's packaged-config and sweep-YAML helpers, the infinite kernel's
+# memory-budget hook (monkeypatched to force blocking, tests/kernels/test_budget.py) and the eNTK's per-model memo
+# (cleared to check that it is consulted, tests/kernels/test_fast_paths.py).
+STILL_PRIVATE = (
+    "tangentlab.auditing._measure",
+    "tangentlab._packaged",
+    "tangentlab._sweep_yaml",
+    "tangentlab.arch._base",
+    "tangentlab.kernels._cache",
+)
 
 
 def _allowed(name: str) -> bool:
