@@ -19,7 +19,6 @@ from tangentlab._packaged import (
 from tangentlab.cli import app
 from tangentlab.runner import load_sweep
 from tangentlab.studies import get_study, list_studies
-from tests.data.cifar_archive import write_cifar
 from tests.runner.conftest import REPO
 
 runner = CliRunner()
@@ -41,21 +40,8 @@ def test_every_yaml_under_the_package_is_listed_and_the_repo_folder_is_the_same_
     assert (REPO / "configs").resolve() == PACKAGE_CONFIGS.resolve()  # one source of truth
 
 
-@pytest.fixture(scope="module")
-def cifar_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``$TANGENTLAB_DATA`` for the paper configs: CIFAR-10 and CIFAR-100 folders in the archive's format with as
-    many (blank) images as the configs draw (10,000 / 2,000)."""
-    root = tmp_path_factory.mktemp("cifar")
-    for kind in ("cifar10", "cifar100"):
-        write_cifar(root, kind, n_train=10000, n_test=2000)
-    return root
-
-
 @pytest.mark.parametrize("name", packaged_configs())
-def test_every_packaged_config_loads_as_a_sweep(
-    name: str, tmp_path: Path, cifar_data: Path, monkeypatch: pytest.MonkeyPatch
-):
-    monkeypatch.setenv("TANGENTLAB_DATA", str(cifar_data))
+def test_every_packaged_config_loads_as_a_sweep(name: str, tmp_path: Path, cifar_data: Path):
     path = resolve_config(Path(name), tmp_path)
     assert path.read_text() == (PACKAGE_CONFIGS / f"{name}.yaml").read_text()
     sweep, study, runs = load_sweep(path, get_study)

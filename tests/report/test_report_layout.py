@@ -77,7 +77,7 @@ def test_caption_defaults_to_the_title_stored_in_the_png_as_plain_text(tmp_path:
 
 
 @pytest.mark.parametrize("name", packaged_configs())
-def test_sweeps_written_back_from_runs_give_the_same_run_ids(name: str, tmp_path: Path):
+def test_sweeps_written_back_from_runs_give_the_same_run_ids(name: str, tmp_path: Path, cifar_data: Path):
     _, study, runs = load_sweep(resolve_config(Path(name), tmp_path), get_study)
     ids: set[str] = set()
     for i, sweep in enumerate(sweeps_from_runs(runs, study)):
