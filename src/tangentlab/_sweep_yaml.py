@@ -108,11 +108,20 @@ def _sweep(
         values: dict[str, Any] = {}
         for p in points:
             values.setdefault(_key(p[field]), p[field])
-        grid[_axis(field)] = list(values.values())
+        grid[_axis(field)] = _ordered(list(values.values()))
     if grid:
         sweep["grid"] = grid
     sweep["seeds"] = len(seeds) if seeds == list(range(len(seeds))) else seeds
     return sweep
+
+
+def _ordered(values: list[Any]) -> list[Any]:
+    """A grid axis in ascending order where its values compare (numbers, strings), so that a written-back sweep does
+    not depend on the order the store returned its runs in; as first seen otherwise (mixed types, mappings)."""
+    try:
+        return sorted(values)
+    except TypeError:
+        return values
 
 
 def sweeps_from_runs(configs: Sequence[RunConfig], study: StudyLike) -> list[dict[str, Any]]:

@@ -89,7 +89,7 @@ def test_build_tasks_split_and_permuted():
     with pytest.raises(ValueError, match="n_tasks"):
         build_tasks(ds, "permuted", n_tasks=None, classes_per_task=2, seed=0)
     with pytest.raises(ValueError, match="task_type"):
-        build_tasks(ds, "rotated", n_tasks=3, classes_per_task=2, seed=0)
+        build_tasks(ds, "shuffled", n_tasks=3, classes_per_task=2, seed=0)
 
 
 # --- kernel closed form ------------------------------------------------------------------------------------------
