@@ -11,6 +11,18 @@ from tangentlab import arch
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies._base import Study
 
+# One hidden ReLU layer of 256 units and a scalar readout, sigma_w = sigma_b = 1 (the arch layers' defaults otherwise):
+# the regression net of the studies that compare a finite net's predictive distribution with a Gaussian process
+# (ensemble, uncertainty). Read-only: set_hidden_width returns a deep copy.
+SCALAR_RELU_NET: dict[str, Any] = {
+    "layer": "Serial",
+    "layers": [
+        {"layer": "Dense", "width": 256, "sigma_w": 1.0, "sigma_b": 1.0},
+        {"layer": "ReLU"},
+        {"layer": "Dense", "width": 1, "sigma_w": 1.0, "sigma_b": 1.0},
+    ],
+}
+
 
 def set_hidden_width(description: dict[str, Any], width: int, out_dim: int | None = None) -> dict[str, Any]:
     """A copy of an arch description dict with every ``Dense`` but the last (the readout) set to ``width`` units,

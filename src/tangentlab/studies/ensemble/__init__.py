@@ -52,7 +52,7 @@ from tangentlab import arch, empirical_nngp, predict
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
-from tangentlab.studies._models import set_hidden_width
+from tangentlab.studies._models import SCALAR_RELU_NET, set_hidden_width
 from tangentlab.studies._sections import finite_or_none
 from tangentlab.studies.ensemble import numerics
 
@@ -128,14 +128,7 @@ class EnsembleStudy(Study):
     )
     Params: ClassVar[type[BaseModel]] = EnsembleParams
     sections: ClassVar[frozenset[str]] = frozenset({"data", "model"})
-    default_model: ClassVar[dict[str, Any] | None] = {
-        "layer": "Serial",
-        "layers": [
-            {"layer": "Dense", "width": 256, "sigma_w": 1.0, "sigma_b": 1.0},
-            {"layer": "ReLU"},
-            {"layer": "Dense", "width": 1, "sigma_w": 1.0, "sigma_b": 1.0},
-        ],
-    }
+    default_model: ClassVar[dict[str, Any] | None] = SCALAR_RELU_NET
 
     def run(self, config: RunConfig, *, device: str = "cpu") -> RunOutput:
         """Train one ensemble and compare its test-output statistics with the NTK-GP at each time."""

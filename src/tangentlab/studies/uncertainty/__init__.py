@@ -54,7 +54,7 @@ from tangentlab.data import Dataset
 from tangentlab.runner.config import RunConfig
 from tangentlab.studies import register
 from tangentlab.studies._base import MetricValue, RunOutput, Study
-from tangentlab.studies._models import set_hidden_width
+from tangentlab.studies._models import SCALAR_RELU_NET, set_hidden_width
 from tangentlab.studies.uncertainty import methods as um
 
 METHODS: tuple[str, ...] = ("ntk_gp", "nngp", "laplace", "ensemble", "net")
@@ -268,14 +268,7 @@ class UncertaintyStudy(Study):
     Params: ClassVar[type[BaseModel]] = UncertaintyParams
     # its Laplace, GP and calibration steps run on the CPU; the nets are small
     cpu_only: ClassVar[bool] = True
-    default_model: ClassVar[dict[str, Any] | None] = {
-        "layer": "Serial",
-        "layers": [
-            {"layer": "Dense", "width": 256, "sigma_w": 1.0, "sigma_b": 1.0},
-            {"layer": "ReLU"},
-            {"layer": "Dense", "width": 1, "sigma_w": 1.0, "sigma_b": 1.0},
-        ],
-    }
+    default_model: ClassVar[dict[str, Any] | None] = SCALAR_RELU_NET
 
     def run(self, config: RunConfig, *, device: str = "cpu") -> RunOutput:
         """Train the ensemble, build every predictive distribution and score them (module docstring)."""
