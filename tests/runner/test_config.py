@@ -19,7 +19,14 @@ def test_grid_is_the_product_of_axes_times_seeds_in_file_order(tmp_path):
     got = [(r.params["width"], r.train.optimizer, r.seed) for r in runs]
     want = [(w, o, s) for w in (2, 3) for o in ("gd", "adam") for s in (5, 7)]
     assert got == want
-    assert runs[0].params == {"width": 2, "ridge": 0.1, "sleep": 0.0, "fail": False, "fail_marker": ""}
+    assert runs[0].params == {
+        "width": 2,
+        "ridge": 0.1,
+        "sleep": 0.0,
+        "fail": False,
+        "fail_marker": "",
+        "log_dir": "",
+    }
     assert runs[0].model == {"layer": "Dense", "width": 1, "sigma_w": 1.0, "sigma_b": 0.0}  # default, in full
     assert runs[0].study == TOY
 
