@@ -120,3 +120,12 @@ def test_other_models_are_left_to_autograd_and_still_exact(name: str) -> None:
     assert dense_chain(model, shape.layers, ELEMENTWISE) is None or shape.other_params
     got = tangentlab.empirical_ntk(model, x1, outputs="trace", method="structured")
     assert_matches(got, reference_ntk(model, x1, None, "trace"), tol=1e-12)
+
+
+def test_progress_bar_changes_nothing_but_the_display(capsys) -> None:
+    model = _chains()["relu_depth3"].double()
+    x = torch.randn(9, 6, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    quiet = tangentlab.empirical_ntk(model, x, batch_size=4)
+    shown = tangentlab.empirical_ntk(model, x, batch_size=4, progress=True)
+    assert torch.equal(quiet, shown)
+    assert "empirical NTK blocks" in capsys.readouterr().err

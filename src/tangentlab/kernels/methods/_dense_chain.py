@@ -113,11 +113,12 @@ def dense_chain(
     return DenseChain(leaves, chain)
 
 
-def _weight(layer: LayerShape) -> torch.Tensor:
-    """``s W`` of a dense layer: the Jacobian of its output with respect to its input."""
+def _weight(layer: LayerShape, scaled: bool = True) -> torch.Tensor:
+    """``s W`` of a dense layer (the Jacobian of its output with respect to its input), or ``W`` itself when
+    ``scaled`` is false or ``s = 1`` (no copy of a large weight matrix per call)."""
     weight = layer.module.weight
     assert isinstance(weight, torch.Tensor)
-    return weight * layer.weight_scale
+    return weight * layer.weight_scale if scaled and layer.weight_scale != 1.0 else weight
 
 
 @dataclass
@@ -164,9 +165,10 @@ class DenseChainBlocks:
                 delta = delta.contiguous() if g is None else delta * g
                 for i in range(len(layers) - 3, -1, -1):
                     nxt = layers[i + 1]
-                    weight = _weight(nxt)  # (C_{i+1}, C_i)
                     o, b = delta.shape[:2]
-                    delta = (delta.reshape(o * b, -1) @ weight).reshape(o, b, -1)
+                    delta = (delta.reshape(o * b, -1) @ _weight(nxt, scaled=False)).reshape(o, b, -1)
+                    if nxt.weight_scale != 1.0:  # s on the (O·b, C) product, not on the weight matrix
+                        delta.mul_(nxt.weight_scale)
                     gain = gains[i]
                     if gain is not None:
                         delta.mul_(gain)
