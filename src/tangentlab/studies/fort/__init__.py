@@ -103,6 +103,9 @@ class FortParams(BaseModel):
         sigma_w2: weight variance ``sigma_w^2`` of every layer (2: He initialisation for ReLU).
         parametrization: ``"standard"``, ``"ntk"`` or ``"mup"`` (``wide_ntk`` is always ``"ntk"``).
         control_width: hidden units of the ``wide_ntk`` control.
+        control_learning_rate: the ``wide_ntk`` control's learning rate (None: ``train.learning_rate``); in NTK
+            parametrization a wide net's kernel is O(1), so it can take (and needs) a larger step than the
+            standard-parametrized nets to train in the same number of steps.
         probe_per_class: training examples per class in the eNTK probe.
         n_equal: equally spaced eNTK snapshots (step 0, dt, ..., dt = T // (n_equal - 1)).
         n_log: log-spaced eNTK snapshots (step 0 and ``n_log - 1`` steps in [1, T]).
@@ -123,6 +126,7 @@ class FortParams(BaseModel):
     sigma_w2: PositiveFloat = 2.0
     parametrization: Literal["ntk", "standard", "mup"] = "standard"
     control_width: PositiveInt = 2048
+    control_learning_rate: PositiveFloat | None = None
     probe_per_class: PositiveInt = 5
     n_equal: int = Field(default=21, ge=3)
     n_log: int = Field(default=8, ge=2)
@@ -275,6 +279,8 @@ class FortStudy(Study):
         args = tc.fit_kwargs(seed=config.seed, eval_every=max(1, steps // 10))
         if p.batch == "full":
             args.update(optimizer="gd", batch_size=None, momentum=0.0)
+        if p.model_kind == "wide_ntk" and p.control_learning_rate is not None:
+            args["learning_rate"] = p.control_learning_rate
         snaps = train.Snapshots(steps=(*equal, *logs, *spawns), probe=probe, outputs=False, hooks=(keep,))
         res = train.fit(net, x, y, **{**args, "snapshots": snaps})
         kernels = {
@@ -287,6 +293,8 @@ class FortStudy(Study):
             "train_loss_final": finite_or_none(res.final_train_loss),
             "steps": steps,
             "n_test": int(xt.shape[0]),
+            "optimizer": str(args["optimizer"]),
+            "learning_rate": float(args["learning_rate"]),
         }
         m["test_loss_final"], m["test_error_final"] = (
             finite_or_none(v) for v in _test_scores(net, xt, yt, tc.loss)

@@ -142,6 +142,7 @@ def plot_spawning(rows: list[ResultRow[FortParams]], path: Path) -> None:
         axes[1, j].set_xlabel(r"$\alpha$ in $(1-\alpha)\theta_a + \alpha\theta_b$")
         axes[1, j].set_ylabel("train loss")
         for ax in axes[:, j]:
+            ax.ticklabel_format(axis="y", useOffset=False)
             ax.grid(True, which="both", alpha=0.3)
             ax.legend(fontsize=7)
     fig.suptitle("Parent–child spawning: loss barrier on the straight line between two children")
