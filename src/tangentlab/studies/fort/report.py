@@ -145,10 +145,14 @@ def _claim_lines(studied: list[Row]) -> tuple[dict[str, Verdict], list[str], dic
             f"train-loss barrier {_fmt(b)}"
         )
         if batch(r) == "full":
-            dist = _arr(r, "child_distance")
-            text += f" (full batch: ‖θ_a − θ_b‖ max {float(dist.max()) if dist.size else math.nan:.3g}, the children coincide)"
-        elif ts is not None:
-            text += f", ≤ {DROP_FRACTION:g}× its t = 0 value from t = {ts:.0f} ({ts / steps:.1%} of T)"
+            dist = float(_arr(r, "child_distance").max(initial=math.nan))
+            same = "the children coincide" if dist == 0 else "the children DIFFER"
+            text += f" (full batch: largest ‖θ_a − θ_b‖ {dist:.3g}, {same})"
+        else:
+            if b.size and np.all(np.isfinite(b)):
+                text += f", largest at t = {t[int(np.argmax(b))]:.0f}"
+            if ts is not None:
+                text += f", ≤ {DROP_FRACTION:g}× its t = 0 value from t = {ts:.0f} ({ts / steps:.1%} of T)"
         lines.append(text + ".")
         per_run[f"{r.run_id}"] = {
             "setting": _name(r),
