@@ -202,8 +202,8 @@ def test_a_small_sweep_reports_its_controls_and_sub_verdicts(tmp_path: Path):
     config.write_text(
         "study: fort\n"
         "data: {name: digits, n_train: 60, n_test: 40, classes: [0, 1, 2]}\n"
-        "train: {optimizer: sgd, loss: cross_entropy, learning_rate: 0.5, steps: 20, batch_size: 8}\n"
-        "params: {width: 8, control_width: 32, probe_per_class: 2, n_equal: 4, n_log: 3, n_spawn: 3, n_alpha: 5}\n"
+        "train: {optimizer: sgd, loss: cross_entropy, learning_rate: 0.5, steps: 12, batch_size: 8}\n"
+        "params: {width: 8, control_width: 32, probe_per_class: 2, n_equal: 3, n_log: 2, n_spawn: 2, n_alpha: 3}\n"
         "grid: {model_kind: [mlp, linear, wide_ntk], batch: [minibatch, full]}\n"
     )
     assert cli("run", str(config), "--out", str(tmp_path / "runs"), "--workers", "1").returncode == 0
