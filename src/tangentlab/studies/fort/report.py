@@ -148,7 +148,8 @@ def _claim_lines(studied: list[Row]) -> tuple[dict[str, Verdict], list[str], dic
             f"train-loss barrier {_fmt(b)}"
         )
         if batch(r) == "full":
-            dist = float(_arr(r, "child_distance").max(initial=math.nan))
+            dists = _arr(r, "child_distance")
+            dist = float(dists.max()) if dists.size else math.nan
             same = "the children coincide" if dist == 0 else "the children DIFFER"
             text += f" (full batch: largest ‖θ_a − θ_b‖ {dist:.3g}, {same})"
         else:
