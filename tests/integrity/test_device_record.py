@@ -45,6 +45,17 @@ CASES: dict[str, dict[str, Any]] = {
         "train": {"optimizer": "adam", "learning_rate": 1e-2, "steps": 6},
         "params": {"width": 8, "probe_per_class": 3, "n_snapshots": 3, "after_kernel_train": 20},
     },
+    "fort": {
+        "data": DIGITS3,
+        "train": {
+            "optimizer": "sgd",
+            "loss": "cross_entropy",
+            "learning_rate": 0.1,
+            "steps": 6,
+            "batch_size": 8,
+        },
+        "params": {"width": 8, "probe_per_class": 2, "n_equal": 3, "n_log": 2, "n_spawn": 2, "n_alpha": 3},
+    },
     "continual": {
         "data": {"name": "digits", "n_train": 90, "n_test": 60},
         "train": {"steps": 10},
