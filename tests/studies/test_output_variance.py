@@ -85,7 +85,7 @@ def test_wide_one_hidden_layer_ensemble_matches_the_ntk_gp(tmp_path):
     assert m["var_ratio_paired"] == pytest.approx(1.0, abs=0.05), m
     assert m["init_var_ratio"] == pytest.approx(1.0, abs=0.35), m  # 24 nets: the raw variance's own noise
     assert m["n_diverged"] == 0 and m["train_loss_ratio"] < 0.5
-    deep = _run(tmp_path, depth=6, width=16)
+    deep = _run(tmp_path, depth=4, width=16)
     section = get_study("output_variance").report([row, deep], tmp_path / "figures")
     numbers = section.to_dict()["numbers"]
     assert numbers["positive_control"]["verdict"] == "match", numbers["positive_control"]
