@@ -110,8 +110,9 @@ def _plot(cells: dict[tuple[str, float, int], dict[str, Any]], path: Path) -> No
             if deep:
                 ds = [d for d, _ in deep]
                 r = np.array([c["ratio"] for _, c in deep])
-                lo = r - np.array([c["ci"][0] for _, c in deep])
-                hi = np.array([c["ci"][1] for _, c in deep]) - r
+                # a percentile CI need not contain the point estimate: clip, matplotlib refuses negative errors
+                lo = np.clip(r - np.array([c["ci"][0] for _, c in deep]), 0.0, None)
+                hi = np.clip(np.array([c["ci"][1] for _, c in deep]) - r, 0.0, None)
                 left.errorbar(
                     ds,
                     r,
@@ -128,7 +129,7 @@ def _plot(cells: dict[tuple[str, float, int], dict[str, Any]], path: Path) -> No
                     left.errorbar(
                         [d],
                         [c["ratio"]],
-                        yerr=[[c["ratio"] - c["ci"][0]], [c["ci"][1] - c["ratio"]]],
+                        yerr=[[max(c["ratio"] - c["ci"][0], 0.0)], [max(c["ci"][1] - c["ratio"], 0.0)]],
                         fmt="*",
                         ms=11,
                         color=color,
