@@ -34,8 +34,12 @@ one seed = one batch of ``n_inits`` nets):
    the "log dispersion"), relative std ``std/mean`` (population std, so ratio = 1 + rel_std^2); for the headline
    kernel the same for ``Θ(x_0, x_r)`` at every ``r`` (artifacts ``r``, ``mean_r``, ``ratio_r``, ``rel_std_r``);
    the infinite-width NTK ``net.kernel(...).ntk`` beside the Monte Carlo mean (``inf_ntk_r``,
-   ``mean_over_inf_diag``); the gradient gain ``chi = sigma_w2 E[phi'(z)^2]`` at the NNGP fixed point (phase:
-   ordered ``chi < 1``, EOC ``chi = 1``, chaotic ``chi > 1``). Artifacts ``diag_<kernel>`` keep every init's
+   ``mean_over_inf_diag``); for every kernel in ``offdiag_kernels`` the per-init normalized off-diagonal
+   ``Θ(x_0, x_r) / Θ(x_0, x_0)``, its mean and std over inits at every ``r`` (artifacts ``norm_mean_r_<kernel>``,
+   ``norm_std_r_<kernel>``, metrics ``norm_std_r0.5_<kernel>``, ``norm_std_r0.0_<kernel>``) beside the
+   infinite-width value (``inf_norm_r_<kernel>``, for ``ntk`` and ``standard``); the gradient gain
+   ``chi = sigma_w2 E[phi'(z)^2]`` at the NNGP fixed point (phase: ordered ``chi < 1``, EOC ``chi = 1``, chaotic
+   ``chi > 1``; for sigmoid at ``sigma_b = 0`` the EOC is at ``sigma_w2 ~ 103``, :func:`~.kernels.gradient_gain`). Artifacts ``diag_<kernel>`` keep every init's
    ``K(x, x)`` so the report can bootstrap over inits.
 4. Trainability (``train.steps > 0`` with ``trainability: true``): one net built by :mod:`tangentlab.arch` with
    the run's seed and the headline parametrization, trained by full-batch GD (:func:`tangentlab.train.fit`, MSE)
@@ -93,6 +97,8 @@ class DispersionParams(BaseModel):
         n_inits: nets per run (per seed).
         trainability: train one net per run (see the module docstring).
         lr_fraction: GD rate as a fraction of ``n / lambda_max(Θ_0)``.
+        offdiag_kernels: kernels whose normalized off-diagonal ``Θ(x_0, x_r) / Θ(x_0, x_0)`` is summarised per
+            init (mean and std over inits at every ``r``; Seleznova & Kutyniok's off-diagonal dispersion).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -108,6 +114,7 @@ class DispersionParams(BaseModel):
     n_inits: int = Field(default=500, ge=2)
     trainability: bool = True
     lr_fraction: PositiveFloat = 0.5
+    offdiag_kernels: tuple[Literal["ntk", "standard", "ntk_unit_bias", "bias"], ...] = ("ntk", "standard")
 
 
 def description(p: DispersionParams) -> arch.Layer:
@@ -131,6 +138,14 @@ def seleznova_inputs(input_dim: int, norm: float, generator: torch.Generator) ->
     y = y / y.norm()
     r = torch.tensor(R_VALUES, dtype=torch.float64)[:, None]
     return cast(torch.Tensor, norm * (torch.sqrt(1 - r**2) * y + r * x))
+
+
+def normalized_offdiag(head: np.ndarray, name: str) -> dict[str, np.ndarray]:
+    """Mean and population std over inits of ``Θ(x_0, x_r) / Θ(x_0, x_0)`` (``head``: (n_inits, len(r)), column 0
+    the diagonal), as artifacts ``norm_mean_r_<name>`` and ``norm_std_r_<name>``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = head / head[:, :1]
+    return {f"norm_mean_r_{name}": ratio.mean(axis=0), f"norm_std_r_{name}": ratio.std(axis=0)}
 
 
 def _num(value: float) -> float | None:
@@ -231,6 +246,17 @@ class DispersionStudy(Study):
             if r in (0.5, 0.0):
                 m[f"rel_std_r{r:.1f}"] = _num(float(st.rel_std[i]))
                 m[f"ratio_r{r:.1f}"] = _num(float(st.ratio[i]))
+        for name in p.offdiag_kernels:
+            artifacts.update(normalized_offdiag(kernels[name][:, 0, :].numpy(), name))
+            if name in ("ntk", "standard"):
+                k_inf = inf if name == p.parametrization else None
+                if k_inf is None:
+                    k_inf = description(p).kernel(xs[:1], xs, parametrization=name).ntk[0].numpy()
+                artifacts[f"inf_norm_r_{name}"] = k_inf / k_inf[0]
+            for r in (0.5, 0.0):
+                m[f"norm_std_r{r:.1f}_{name}"] = _num(
+                    float(artifacts[f"norm_std_r_{name}"][R_VALUES.index(r)])
+                )
         m["inf_ntk_diag"] = _num(float(inf[0]))
         m["mean_over_inf_diag"] = _num(float(st.mean[0] / inf[0])) if inf[0] != 0 else None
         if p.trainability:

@@ -13,6 +13,8 @@
 - Seleznova & Kutyniok: per activation and sigma_w2, the slope of the mean log dispersion against depth, times the
   width (an exponent in beta); "grows" when it exceeds ``GROWTH_MIN``. Tested on the standard-parametrization
   kernel (their setting: biases trained, unit-scale gradients).
+- Off-diagonal (:mod:`tangentlab.studies.dispersion.offdiag`): the std over inits of ``Θ(x_0, x_r) / Θ(x_0, x_0)``
+  against depth, by phase (Seleznova & Kutyniok: random off-diagonal at EOC / chaotic).
 - Positive control (:mod:`tangentlab.studies.dispersion.control`): depth-1 ReLU runs, where ``E[K^2]/E[K]^2 = 1 + 3/n``
   exactly; they are left out of every other fit.
 """
@@ -33,6 +35,13 @@ from tangentlab.studies._sections import header as section_header
 from tangentlab.studies.dispersion import DispersionParams
 from tangentlab.studies.dispersion.control import CONTROL_DEPTH, control_sentence, positive_control
 from tangentlab.studies.dispersion.kernels import dispersion
+from tangentlab.studies.dispersion.offdiag import (
+    JUDGED,
+    offdiag_cells,
+    offdiag_numbers,
+    offdiag_sentence,
+    plot_offdiag,
+)
 
 CHI_TOL = 0.02
 HN_BAND = (3.5, 6.0)
@@ -97,6 +106,16 @@ def beta_fit(
         boots.append(fit_line(betas, np.array(bl))[0])
     lo, hi = np.percentile(boots, [2.5, 97.5])
     return slope, float(lo), float(hi), betas, logs
+
+
+def _phase_counts(slopes: dict[tuple[str, float], Any]) -> str:
+    """``relu: 1 ordered, 1 EOC, 2 chaotic; sigmoid: ...`` for the judged activations."""
+    out = []
+    for a in JUDGED:
+        phases = [v[0] for (act, _), v in slopes.items() if act == a]
+        if phases:
+            out.append(f"{a}: " + ", ".join(f"{phases.count(p)} {p}" for p in ("ordered", "EOC", "chaotic")))
+    return "; ".join(out)
 
 
 def _hn_points(
@@ -273,7 +292,9 @@ def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: 
 
     # Seleznova & Kutyniok
     sel_ok: list[bool] = []
-    sel_other: list[bool] = []  # tanh/erf/sigmoid: beyond the claim, which Seleznova & Kutyniok make for ReLU
+    sel_other: list[
+        bool
+    ] = []  # tanh/erf: beyond the claim, which Seleznova & Kutyniok make for ReLU and sigmoid
     for k in ("standard", "ntk"):
         for (a, sw), (ph, s, _by_d) in sorted(slopes[k].items()):
             if not math.isfinite(s):
@@ -281,7 +302,7 @@ def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: 
             grows = s > GROWTH_MIN
             table_rows.append((KERNEL_NAMES[k], a, f"{sw:g}", ph, f"{s:.2f}", "grows" if grows else "flat"))
             if k == "standard":
-                (sel_ok if a == "relu" else sel_other).append(grows == (ph != "ordered"))
+                (sel_ok if a in JUDGED else sel_other).append(grows == (ph != "ordered"))
     for k in ("standard", "ntk"):
         by_phase: dict[str, list[float]] = defaultdict(list)
         for (_a, _sw), (ph, s, _) in slopes[k].items():
@@ -299,9 +320,10 @@ def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: 
             )
     if sel_ok or sel_other:
         findings.append(
-            f"Phase prediction (standard-parametrization kernel; grows at EOC/chaotic, flat when ordered): ReLU, where "
-            f"Seleznova & Kutyniok make the claim and which the verdict judges, {sum(sel_ok)}/{len(sel_ok)} σ_w² "
-            f"settings match; tanh/erf/sigmoid (reported, not judged) {sum(sel_other)}/{len(sel_other)}."
+            f"Phase prediction (standard-parametrization kernel; grows at EOC/chaotic, flat when ordered): ReLU and "
+            f"sigmoid, where Seleznova & Kutyniok make the claim and which the verdict judges, {sum(sel_ok)}/"
+            f"{len(sel_ok)} σ_w² settings match ({_phase_counts(slopes['standard'])}); tanh/erf (reported, not "
+            f"judged) {sum(sel_other)}/{len(sel_other)}."
         )
 
     # trainability
@@ -323,9 +345,28 @@ def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: 
             f"(range {min(mo):.3f}…{max(mo):.3f}) over {len(mo)} runs."
         )
 
-    nums["phase_prediction"] = {"relu": [sum(sel_ok), len(sel_ok)], "other": [sum(sel_other), len(sel_other)]}
+    nums["phase_prediction"] = {
+        "judged": [sum(sel_ok), len(sel_ok)],
+        "other": [sum(sel_other), len(sel_other)],
+    }
+    nums["phase_prediction"] |= {"judged_activations": list(JUDGED)}
+
+    # Seleznova & Kutyniok, off-diagonal
+    cells, missing = offdiag_cells(done, "standard", width, sb2, phase)
+    off_ok = None
+    if cells:
+        nums["offdiag"] = offdiag_numbers(cells, "standard")
+        off_ok = nums["offdiag"]["supported"]
+        findings.append(offdiag_sentence(nums["offdiag"], KERNEL_NAMES["standard"], width))
+        png = figures_dir / "dispersion_offdiag.png"
+        plot_offdiag(
+            cells, f"Normalized off-diagonal NTK over inits ({KERNEL_NAMES['standard']}, width {width})", png
+        )
+        figures.append(png)
+    if missing:
+        findings.append(f"{missing} run(s) predate the off-diagonal artifacts and are left out of that test.")
     verdict: Verdict
-    sel = bool(sel_ok) and all(sel_ok)
+    sel = bool(sel_ok) and all(sel_ok) and off_ok is not False
     if hn_ok is None and not sel_ok:
         verdict = "inconclusive"
     elif (hn_ok is None or hn_ok) and (not sel_ok or sel):
@@ -350,7 +391,8 @@ def section(study: Study, rows: list[ResultRow[DispersionParams]], figures_dir: 
         "As tested here (deviations from the papers): Hanin & Nica's exp(5β) as the slope of log E[K²]/E[K]² in β "
         f"lying in {HN_BAND} (β ≤ 0.375, at most a few thousand inits a point); Seleznova & Kutyniok's phase claim "
         f"as the depth exponent of the standard-parametrization kernel's log dispersion exceeding {GROWTH_MIN} "
-        "outside the ordered phase and not inside it, on ReLU; their code uses width 100, up to 49 hidden layers "
+        "outside the ordered phase and not inside it, on ReLU and sigmoid (sigmoid is chaotic only beyond "
+        "σ_w² ≈ 103 at σ_b = 0); their code uses width 100, up to 49 hidden layers "
         "and 500 inits.",
         f"{len(done)} runs; widths {sorted(set(widths))}; n_inits per run {done[0].params.n_inits}; "
         f"input_dim {done[0].params.input_dim}, input_norm {done[0].params.input_norm}.",
