@@ -90,6 +90,10 @@ CASES: dict[str, dict[str, Any]] = {
         "data": {"name": "synthetic", "n_train": 1, "n_test": 1, "options": {"input_dim": 4}},
         "params": {"n_nets": 4, "width": 8, "beta": 0.25},
     },
+    "output_variance": {
+        "data": {"name": "synthetic", "n_train": 6, "n_test": 4, "options": {"input_dim": 3}},
+        "params": {"depth": 2, "width": 8, "ensemble_size": 4, "steps": 3},
+    },
     "uncertainty": {
         "data": {"name": "gap1d", "n_train": 24, "n_val": 12, "n_test": 40},
         "train": {"optimizer": "adam", "learning_rate": 0.01, "steps": 5},

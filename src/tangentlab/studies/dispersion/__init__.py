@@ -58,7 +58,15 @@ from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 
 from tangentlab import arch, empirical_ntk, train
 from tangentlab.runner.config import RunConfig
@@ -114,7 +122,15 @@ class DispersionParams(BaseModel):
     n_inits: int = Field(default=500, ge=2)
     trainability: bool = True
     lr_fraction: PositiveFloat = 0.5
-    offdiag_kernels: tuple[Literal["ntk", "standard", "ntk_unit_bias", "bias"], ...] = ("ntk", "standard")
+    offdiag_kernels: tuple[str, ...] = ("ntk", "standard")
+
+    @field_validator("offdiag_kernels")
+    @classmethod
+    def _known_kernels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in KERNELS]
+        if unknown:
+            raise ValueError(f"unknown kernel(s) {unknown}: expected some of {list(KERNELS)}")
+        return value
 
 
 def description(p: DispersionParams) -> arch.Layer:
