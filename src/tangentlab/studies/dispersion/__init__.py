@@ -267,7 +267,8 @@ class DispersionStudy(Study):
             if name in ("ntk", "standard"):
                 k_inf = inf if name == p.parametrization else None
                 if k_inf is None:
-                    k_inf = description(p).kernel(xs[:1], xs, parametrization=name).ntk[0].numpy()
+                    par = cast(Literal["ntk", "standard"], name)
+                    k_inf = description(p).kernel(xs[:1], xs, parametrization=par).ntk[0].numpy()
                 artifacts[f"inf_norm_r_{name}"] = k_inf / k_inf[0]
             for r in (0.5, 0.0):
                 m[f"norm_std_r{r:.1f}_{name}"] = _num(
