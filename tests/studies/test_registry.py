@@ -31,6 +31,7 @@ def test_the_builtin_studies_are_registered():
         "ensemble",
         "ntk_update",
         "alt_kernels",
+        "scaling_arms",
     }
 
 
