@@ -31,7 +31,7 @@ eNTK stays put).
 One run (one variant, one seed) loops over its arm's points (``n_values`` or ``widths``), each a fresh net built
 with the run's seed on the first ``n`` examples of the data pool (drawn with data seed ``data.seed + seed``; nested
 training sets), tested on the first ``test_size`` test examples; a point whose ``n`` exceeds the pool is left out
-(its metrics null, counted in ``points_skipped``). Per point (tag ``n<n>`` or ``w<width>``) the metrics are
+(no metrics; counted in ``points_skipped``). Per point (tag ``n<n>`` or ``w<width>``) the metrics are
 ``mse_<method>_<tag>`` and ``err_<method>_<tag>`` (test MSE ``(1/n_test) sum ||f - y||^2`` and ``1 - accuracy``) for
 the methods ``net``, ``entk0``, ``ntk`` (and ``lin`` on the width arm), ``kdist_<tag>`` and ``cond_entk0_<tag>``.
 Kernel regression is :func:`tangentlab.studies.scaling.kernel_regression` (converged gradient flow from a zero
