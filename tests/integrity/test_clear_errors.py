@@ -216,3 +216,16 @@ def test_kernels_refuse_non_finite_inputs_naming_the_argument(bad):
         with pytest.raises(ValueError, match=r"^x[12]: expected finite inputs, got 1 NaN/inf value"):
             call()
     assert torch.isfinite(tangentlab.empirical_ntk(model, x)).all()  # finite inputs still work
+
+
+def test_finite_inputs_whose_sum_overflows_are_accepted():
+    """The input check sums first and counts only when the sum is not finite: a finite float32 batch whose sum
+    overflows (two values of 3e38) must still pass, and a NaN among huge values must still be counted."""
+    model = torch.nn.Linear(2, 1)
+    x = torch.tensor([[3e38, 3e38], [1.0, -1.0]], dtype=torch.float32)
+    assert torch.isinf(x.sum())
+    assert tangentlab.empirical_ntk(model, x).shape == (2, 2)
+    y = x.clone()
+    y[1, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^x1: expected finite inputs, got 1 NaN/inf value"):
+        tangentlab.empirical_ntk(model, y)
