@@ -201,11 +201,15 @@ def _evolution_row(row: Row) -> dict[str, float] | None:
     gained = np.log(lk[0] / lk)
     t90 = float(steps[np.flatnonzero(gained >= 0.9 * total)[0]] / steps[-1]) if total > 0 else 0.0
     kd = row.metrics.get(f"kdist0_s{int(steps[-1])}")
+    kd_mid = row.metrics.get(f"kdistT_s{int(steps[mid])}")
+    angle_t = math.acos(max(-1.0, 1.0 - float(kd))) if isinstance(kd, int | float) else math.nan
+    angle_mid = math.acos(max(-1.0, 1.0 - float(kd_mid))) if isinstance(kd_mid, int | float) else math.nan
     return {
         "total_log_gain": total,
         "late_share": late / total if total > 0 else 0.0,
         "t90_fraction": t90,
         "kdist0_T": float(kd) if isinstance(kd, int | float) else math.nan,
+        "late_angle_share": angle_mid / angle_t if angle_t > 0 else math.nan,
         "after_kernel_over_net_T": float(lk[-1] / ln[-1]),
         "entk0_over_net_T": float(lk[0] / ln[-1]),
     }
@@ -233,7 +237,8 @@ def evolution_arm(groups: dict[Group, list[Row]]) -> ArmResult:
             f"{_label(g)} (n = {n_snap}, {len(per)} runs): after-kernel test MSE falls by "
             f"log L_K(0)/L_K(T) = {_txt(stat['total_log_gain'])}, of which a share {_txt(stat['late_share'])} comes "
             f"after half of training; 90% of the gain by {_txt(stat['t90_fraction'])} of training; kernel distance "
-            f"S(Θ_0, Θ_T) = {_txt(stat['kdist0_T'])}; at the end L_K(T)/L_net(T) = "
+            f"S(Θ_0, Θ_T) = {_txt(stat['kdist0_T'])}, of whose angle a share {_txt(stat['late_angle_share'])} is "
+            f"turned after half of training; at the end L_K(T)/L_net(T) = "
             f"{_txt(stat['after_kernel_over_net_T'])} (eNTK at init: {_txt(stat['entk0_over_net_T'])})."
         )
         if variant(rows[0]).control:

@@ -196,7 +196,15 @@ def section(study: Study, rows: list[Row], figures_dir: Path) -> StudySection:
         _table(
             results["evolution"],
             f"(c) The after-kernel along training (means over runs, 95% CI); the claim needs late_share > {LATE_MIN}",
-            ("n", "total_log_gain", "late_share", "t90_fraction", "kdist0_T", "after_kernel_over_net_T"),
+            (
+                "n",
+                "total_log_gain",
+                "late_share",
+                "t90_fraction",
+                "kdist0_T",
+                "late_angle_share",
+                "after_kernel_over_net_T",
+            ),
         ),
     )
     return StudySection(
