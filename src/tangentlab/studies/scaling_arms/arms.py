@@ -202,8 +202,10 @@ def _evolution_row(row: Row) -> dict[str, float] | None:
     t90 = float(steps[np.flatnonzero(gained >= 0.9 * total)[0]] / steps[-1]) if total > 0 else 0.0
     kd = row.metrics.get(f"kdist0_s{int(steps[-1])}")
     kd_mid = row.metrics.get(f"kdistT_s{int(steps[mid])}")
-    angle_t = math.acos(max(-1.0, 1.0 - float(kd))) if isinstance(kd, int | float) else math.nan
-    angle_mid = math.acos(max(-1.0, 1.0 - float(kd_mid))) if isinstance(kd_mid, int | float) else math.nan
+    angle_t = math.acos(min(1.0, max(-1.0, 1.0 - float(kd)))) if isinstance(kd, int | float) else math.nan
+    angle_mid = (
+        math.acos(min(1.0, max(-1.0, 1.0 - float(kd_mid)))) if isinstance(kd_mid, int | float) else math.nan
+    )
     return {
         "total_log_gain": total,
         "late_share": late / total if total > 0 else 0.0,
