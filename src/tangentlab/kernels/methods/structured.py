@@ -35,6 +35,7 @@ from tangentlab.kernels._cost import Cost, block_size, layer_strategies, pair_by
 from tangentlab.kernels._functional import Params
 from tangentlab.kernels._probe import LayerShape, ModelShape
 from tangentlab.kernels.methods._base import NtkMethod, detached, register
+from tangentlab.kernels.methods._dense_chain import DenseChainBlocks, dense_chain
 from tangentlab.kernels.methods.jacobian import JacobianBlocks
 
 ELEMENTWISE = (
@@ -417,6 +418,10 @@ class StructuredMethod(NtkMethod):
         budget: float,
         itemsize: int,
     ) -> BlockEngine:
+        if outputs == "trace" and not shape.other_params:  # an MLP: the backward pass written out
+            chain = dense_chain(model, shape.layers, ELEMENTWISE)
+            if chain is not None:
+                return DenseChainBlocks(chain, shape.num_outputs)
         strategies = layer_strategies(shape, n1, n2, outputs)
         return StructuredBlocks(
             model, shape.layers, strategies, detached(shape.other_params), outputs, shape.num_outputs
