@@ -40,6 +40,11 @@ CASES: dict[str, dict[str, Any]] = {
         "train": {"optimizer": "adam", "learning_rate": 1e-2, "steps": 5},
         "params": {"n_train": 16, "pretrain_m": 8, "test_size": 12, "width": 8, "depth": 1},
     },
+    "scaling_arms": {
+        "data": {"name": "digits", "n_train": 40, "n_test": 12},
+        "train": {"optimizer": "adam", "learning_rate": 1e-2, "steps": 4},
+        "params": {"n_values": [8, 16], "width": 8, "depth": 1, "test_size": 12, "n_snapshots": 2},
+    },
     "evolution": {
         "data": DIGITS3,
         "train": {"optimizer": "adam", "learning_rate": 1e-2, "steps": 6},

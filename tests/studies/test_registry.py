@@ -32,6 +32,7 @@ def test_the_builtin_studies_are_registered():
         "ntk_update",
         "alt_kernels",
         "fort",
+        "scaling_arms",
     }
 
 
