@@ -66,7 +66,10 @@ def print_params(name: str) -> None:
     columns = min(shutil.get_terminal_size((80, 24)).columns, 100)
     typer.echo(f"{study.name}: parameters (config field `params`, or grid axes without a dot)")
     for field, type_name, default, meaning in params_table(study.Params):
-        typer.echo(f"  {field}: {type_name} = {default}")
+        line = f"  {field}: {type_name} = {default}"
+        if len(line) > 100:  # a long default (a dict of settings): its start, the rest in `configs copy`
+            line = line[:96] + " …"
+        typer.echo(line)
         if meaning:
             typer.echo(
                 textwrap.fill(plain(meaning), columns, initial_indent=" " * 6, subsequent_indent=" " * 6)

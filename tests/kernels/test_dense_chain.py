@@ -9,8 +9,7 @@ from torch import nn
 
 import tangentlab
 from tangentlab.kernels.methods import probe, trainable_params
-from tangentlab.kernels.methods._dense_chain import DenseChainBlocks, dense_chain
-from tangentlab.kernels.methods.structured import ELEMENTWISE, StructuredMethod
+from tangentlab.kernels.methods.structured import ELEMENTWISE, DenseChainBlocks, StructuredMethod, dense_chain
 from tangentlab.modules import ScaledLinear
 
 from .reference import reference_ntk
