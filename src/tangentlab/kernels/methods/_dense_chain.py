@@ -26,13 +26,14 @@ from tangentlab.kernels._probe import LayerShape
 FLATTEN = (nn.Flatten,)
 
 
-def _leaves(model: nn.Module) -> list[nn.Module] | None:
+def sequential_leaves(model: nn.Module) -> list[nn.Module] | None:
+    """The modules an exact ``nn.Sequential`` (nested ones flattened) applies in order, or None."""
     if type(model) is not nn.Sequential:
         return None
     out: list[nn.Module] = []
     for child in model:
         if type(child) is nn.Sequential:
-            inner = _leaves(child)
+            inner = sequential_leaves(child)
             if inner is None:
                 return None
             out.extend(inner)
@@ -84,7 +85,7 @@ def dense_chain(
     dense layers (every one a structured layer: all parameters trainable, unshared, one position per use) and
     modules of ``elementwise`` between them, ending in a dense layer, each dense layer used once and no module
     hooked; otherwise None."""
-    leaves = _leaves(model)
+    leaves = sequential_leaves(model)
     if not leaves or _hooked(model):
         return None
     by_module = {id(s.module): s for s in layers}

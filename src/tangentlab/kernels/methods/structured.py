@@ -35,7 +35,7 @@ from tangentlab.kernels._cost import Cost, block_size, layer_strategies, pair_by
 from tangentlab.kernels._functional import Params
 from tangentlab.kernels._probe import LayerShape, ModelShape
 from tangentlab.kernels.methods._base import NtkMethod, detached, register
-from tangentlab.kernels.methods._dense_chain import DenseChainBlocks, dense_chain
+from tangentlab.kernels.methods._dense_chain import DenseChainBlocks, dense_chain, sequential_leaves
 from tangentlab.kernels.methods.jacobian import JacobianBlocks
 
 ELEMENTWISE = (
@@ -53,19 +53,6 @@ ELEMENTWISE = (
 """Modules that act elementwise (exact classes; the check that allows contracting outputs early)."""
 
 
-def _sequential_leaves(model: nn.Module) -> list[nn.Module] | None:
-    """The modules an exact ``nn.Sequential`` (nested ones flattened) applies in order, or None."""
-    if type(model) is not nn.Sequential:
-        return None
-    out: list[nn.Module] = []
-    for child in model:
-        if type(child) is nn.Sequential:
-            out.extend(_sequential_leaves(child) or [])
-        else:
-            out.append(child)
-    return out
-
-
 def output_contractions(model: nn.Module, layers: list[LayerShape]) -> dict[str, torch.Tensor]:
     """Dense layers whose ``Σ_o δ^o δ'^o`` reduces to one Gram of length C (module docstring), by name, with the
     readout weight ``W`` (O, C) their ``δ`` is contracted with.
@@ -73,7 +60,7 @@ def output_contractions(model: nn.Module, layers: list[LayerShape]) -> dict[str,
     Only the last dense layer before an ``nn.Sequential``'s dense readout, with nothing but :data:`ELEMENTWISE`
     modules between them, each applied once to feature vectors (one position).
     """
-    chain = _sequential_leaves(model)
+    chain = sequential_leaves(model)
     by_module = {id(s.module): s for s in layers}
     if not chain or id(chain[-1]) not in by_module:
         return {}
