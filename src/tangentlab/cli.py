@@ -230,6 +230,21 @@ def results(
         raise _fail(str(err)) from None
 
 
+def _only_studies(rows: list[StoredRun], only: list[str], out_dir: Path) -> list[StoredRun]:
+    """The rows of the studies ``only`` names, by registered name (``scaling``) or as stored (``module:Class``)."""
+    names: dict[str, set[str]] = {}
+    for stored in dict.fromkeys(row.study for row in rows):
+        try:
+            names[stored] = {stored, studies.get_study(stored).name}
+        except ValueError:
+            names[stored] = {stored}
+    unknown = [name for name in dict.fromkeys(only) if not any(name in aliases for aliases in names.values())]
+    if unknown:
+        present = ", ".join(sorted(min(a, key=len) for a in names.values())) or "none"
+        raise _fail(f"--study: {', '.join(unknown)} has no runs in {out_dir} (studies there: {present})")
+    return [row for row in rows if names[row.study] & set(only)]
+
+
 @app.command("report", short_help="Write the HTML report of an output folder.")
 def report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
@@ -242,6 +257,14 @@ def report(
     use_all: Annotated[
         bool, typer.Option("--all", help="Pool the runs of every config revision, not only the last one.")
     ] = False,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--study",
+            help="Report only this study (repeatable); with --all, pools the sweep files of one study that "
+            "share a folder (e.g. full/scaling and full/scaling_cnn) without pooling the other studies.",
+        ),
+    ] = None,
 ) -> None:
     """Write the HTML report of every study in the folder (``DIR/report/index.html``) and print its path.
 
@@ -251,6 +274,8 @@ def report(
     with _opened(out_dir) as store:
         rows = store.runs()
         sweeps = {name: store.sweeps(name) for name in store.studies()}
+    if only:
+        rows = _only_studies(rows, only, out_dir)
     target = out if out is not None else out_dir
     figures_dir = (target / "report" / "figures").resolve()  # studies may return their figures as given
     try:
@@ -297,7 +322,8 @@ def report(
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "command": f"tangentlab report {out_dir}"
         + (f" --out {out}" if out is not None else "")
-        + (" --all" if use_all else ""),
+        + (" --all" if use_all else "")
+        + "".join(f" --study {name}" for name in dict.fromkeys(only or ())),
     }
     path = write_report(target, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     _say(str(path))

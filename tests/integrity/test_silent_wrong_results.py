@@ -170,3 +170,36 @@ def test_report_uses_the_last_config_revision_unless_all(tmp_path, env):
     assert pooled.returncode == 0 and "other config revisions" not in pooled.stderr
     page = (out / "report" / "index.html").read_text()
     assert "<tr><td>2</td>" in page and "<tr><td>3</td>" in page and "<tr><td>4</td>" in page
+
+
+def test_report_study_filter_pools_one_study_only(tmp_path, env):
+    """A study swept by two files into one folder (full/scaling + full/scaling_cnn): ``--study S --all`` pools
+    that study's revisions and leaves every other study out, instead of pooling the whole folder."""
+    (tmp_path / "userstudy.py").write_text(USER_STUDY)
+    base = {"study": TOY, "data": {"name": "synthetic", "n_train": 8, "n_test": 8}, "seeds": 1}
+    sweeps = {
+        "a.yaml": {**base, "grid": {"width": [2]}},
+        "b.yaml": {**base, "grid": {"width": [3]}},
+        "mean.yaml": {"study": "userstudy:MeanStudy", "data": {"name": "synthetic", "n_train": 8, "n_test": 8}},
+    }
+    out = tmp_path / "out"
+    for name, sweep in sweeps.items():
+        (tmp_path / name).write_text(yaml.safe_dump(sweep))
+        ran = tangentlab("run", name, "--out", str(out), "--no-progress", cwd=tmp_path, env=env)
+        assert ran.returncode == 0, ran.stderr
+
+    both = tangentlab("report", str(out), "--study", "toy", "--all", cwd=tmp_path, env=env)
+    assert both.returncode == 0, both.stderr
+    page = (out / "report" / "index.html").read_text()
+    assert "<tr><td>2</td>" in page and "<tr><td>3</td>" in page  # both toy sweep files
+    assert "Mean of the training targets" not in page  # the other study is left out
+    assert "--study toy" in page  # the command that regenerates it
+
+    last = tangentlab("report", str(out), "--study", "toy", cwd=tmp_path, env=env)
+    assert last.returncode == 0 and "other config revisions, not used: 1 run(s)" in last.stderr
+    page = (out / "report" / "index.html").read_text()
+    assert "<tr><td>3</td>" in page and "<tr><td>2</td>" not in page
+
+    unknown = tangentlab("report", str(out), "--study", "lazy", cwd=tmp_path, env=env)
+    assert unknown.returncode == 2
+    assert "--study: lazy has no runs" in unknown.stderr and "mean, toy" in unknown.stderr
