@@ -225,3 +225,29 @@ def test_least_squares_step_on_ten_outputs_matches_lstsq_per_output():
         with torch.no_grad():
             fitted = net(x).numpy()
         np.testing.assert_allclose(fitted, design @ coef, atol=1e-8)
+
+
+def test_linear_control_is_its_entk_regression_at_the_mnist_interpolation_peak():
+    """Issue 17 (full scaling's control said "no match" on MNIST): at n = 1024 > 785 features, with pixels that are
+    0 in almost every image, the control's least-squares step must give the study's eNTK regression (same relative
+    ridge). The former pinv step (ridgeless, default cutoff) had test MSE 2.6 against 4.18 here."""
+    import torch
+
+    from tangentlab import empirical_ntk
+    from tangentlab.studies.scaling import build_description, kernel_regression, least_squares_step
+
+    n, nt, ridge = 1024, 300, 1e-6
+    ds = RunConfig(study="scaling", data={"name": "mnist", "n_train": n, "n_test": nt}).data.load(shape="flat")
+    x, xt = ds.x_train.to(torch.float64), ds.x_test.to(torch.float64)
+    y, yt = ds.y_train.to(torch.float64), ds.y_test.to(torch.float64)  # one-hot targets
+    assert y.shape == (n, 10)
+    net = build_description("linear", 1, 1, 1, 10, 0.1).build((784,), seed=0, dtype=torch.float64)
+    k_all = empirical_ntk(net, torch.cat([x, xt]), x, outputs="trace").to(torch.float64) / 10
+    kernel_pred, _ = kernel_regression(k_all, n, y, ridge)
+    least_squares_step(net, x, y, ridge)
+    with torch.no_grad():
+        net_pred = net(xt)
+    mse_net, mse_kernel = float(((net_pred - yt) ** 2).mean()), float(((kernel_pred - yt) ** 2).mean())
+    assert mse_kernel > 0.2  # the interpolation peak: far above the 0.1 of n = 4096
+    assert mse_net == pytest.approx(mse_kernel, rel=1e-3)
+    assert float((net_pred - kernel_pred).abs().max()) < 0.05  # only the small initial function's residue

@@ -149,16 +149,22 @@ def kernel_regression(
 
 
 def _train(
-    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, fit_args: dict[str, Any], linear: bool
+    net: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    fit_args: dict[str, Any],
+    linear: bool,
+    ridge: float = 0.0,
 ) -> tuple[bool, str, float]:
     """Train ``net`` in place: ``(diverged, message, final training loss (1/(2n)) ||f - y||^2)``.
 
     Every net but the linear model is trained by :func:`tangentlab.train.fit`. The linear model (the positive
     control) is moved to its least-squares optimum by one undamped Gauss-Newton step ``theta += J^T G^+ (y - f)``
-    (:func:`least_squares_step`) — where gradient descent converges, without its optimization error.
+    (:func:`least_squares_step`, with the kernel regressions' relative ``ridge``) — where gradient descent converges,
+    without its optimization error.
     """
     if linear:
-        least_squares_step(net, x, y)
+        least_squares_step(net, x, y, ridge)
     else:
         res = train.fit(net, x, y, **fit_args)
         if res.diverged:
@@ -172,17 +178,36 @@ def _train(
     return not ok, message, loss
 
 
-def least_squares_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
-    """One undamped Gauss-Newton step on MSE for a model linear in its parameters with i.i.d. outputs (a linear
-    readout): ``theta += J^T alpha``, ``alpha = K^+ (y - f)`` per output column, with ``K`` the per-output eNTK (trace
-    eNTK / O; the full eNTK is ``K (x) I_O``) and ``K^+`` its pseudo-inverse (eigenvalues below ``n eps lambda_max``
-    dropped). ``J^T alpha`` is one vector-Jacobian product, so neither ``J`` nor the ``(nO)^2`` Gram is formed. For
-    such a model the step lands on the least-squares optimum nearest ``theta`` (the limit of gradient descent)."""
+def least_squares_step(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, ridge: float = 0.0) -> None:
+    """One Gauss-Newton step on MSE for a model linear in its parameters with i.i.d. outputs (a linear readout):
+    ``theta += J^T alpha``, ``alpha = (K + r I)^-1 (y - f)`` per output column, with ``K`` the per-output eNTK
+    (trace eNTK / O; the full eNTK is ``K (x) I_O``), ``r = ridge * mean(diag K)`` — the relative ridge of
+    :func:`kernel_regression` — and the solve :func:`tangentlab.predict.solve_psd`. ``J^T alpha`` is one
+    vector-Jacobian product, so neither ``J`` nor the ``(nO)^2`` Gram is formed. With ``ridge = 0`` the step lands on
+    the least-squares optimum nearest ``theta`` (the limit of gradient descent); with the study's ridge it lands on
+    the ridge solution nearest ``theta``, i.e. the net predicts ``f_0(x) + K_xX (K + r I)^-1 (y - f_0(X))``, the
+    eNTK regression of the study plus the part of the small initial function ``f_0`` the data do not pin down.
+
+    Why the ridge (issue 17, the full scaling sweep's control on MNIST): with more examples than features the Gram
+    ``K = A A^T`` (``A`` = [x, 1]) is singular and, near n = 785 features, ridgeless least squares is at its
+    interpolation peak; pixels that are almost always 0 give singular values down to 1e-80 of the largest. The
+    exact least-squares fit then has test MSE ~3e5 (summed over the 10 outputs) at n = 1024, and a pseudo-inverse
+    keeps or drops rounding-level eigenvalues by its cutoff: the former ridgeless step (``torch.linalg.pinv``) gave
+    2.6 against 4.18 for the study's eNTK regression, and the control said "no match" on numerics, not on the
+    theory."""
     with torch.no_grad():
         f = net(x)
     n_out = f[0].numel()
     k = empirical_ntk(net, x, outputs="trace").to(f.dtype) / n_out
-    alpha = torch.linalg.pinv(k, hermitian=True) @ (y.reshape(f.shape) - f).reshape(x.shape[0], -1)
+    residual = (y.reshape(f.shape) - f).reshape(x.shape[0], -1)
+    r = ridge * float(torch.diagonal(k).mean())
+    # With a ridge: the very solve of kernel_regression (Cholesky), so that the control's net is the study's eNTK
+    # regression even where K + r I is ill-conditioned (an eigendecomposition would drop eigenvalues below
+    # 1e-8 lambda_max, above r = 1e-6 mean(diag K) on MNIST, and answer a different problem). Without one: the
+    # eigendecomposition, i.e. the pseudo-inverse without rounding-level eigenvalues (Cholesky with a jitter would
+    # regularise a singular K instead of projecting).
+    ladder = None if r > 0 else ()
+    alpha, _ = predict.solve_psd("the linear control's eNTK", k, residual, ridge=r, jitter_ladder=ladder)
     params = [q for q in net.parameters() if q.requires_grad]
     grads = torch.autograd.grad((net(x).reshape(alpha.shape) * alpha).sum(), params)
     with torch.no_grad():
@@ -266,7 +291,7 @@ class ScalingStudy(Study):
             outputs["ntk"], infos["ntk"] = kernel_regression(k_inf, n, y, p.ridge)
 
         linear = p.model_kind == "linear"
-        diverged, message, loss = _train(net, x, y, fit_args, linear)
+        diverged, message, loss = _train(net, x, y, fit_args, linear, p.ridge)
         with torch.no_grad():
             outputs["net"] = None if diverged else net(xt)
 
@@ -288,7 +313,7 @@ class ScalingStudy(Study):
                 **fit_args,
                 "batch_size": None if tc.batch_size is None else min(tc.batch_size, p.pretrain_m),
             }
-            pre_diverged, _, pre_loss = _train(pre, x_pre, y_pre, pre_args, linear)
+            pre_diverged, _, pre_loss = _train(pre, x_pre, y_pre, pre_args, linear, p.ridge)
             m["train_loss_pre"] = finite_or_none(pre_loss)
             if not pre_diverged:
                 outputs["entk_m"], infos["entk_m"] = kernel_regression(

@@ -134,7 +134,7 @@ def run_point(
 
     diverged = False
     if spec.model_kind == "linear":
-        least_squares_step(net, x, y)
+        least_squares_step(net, x, y, spec.ridge)
     else:
         snaps = train.Snapshots(steps=spec.snapshots, probe=None, hooks=(hook,)) if spec.snapshots else None
         diverged = train.fit(net, x, y, snapshots=snaps, **fit_args).diverged
