@@ -180,7 +180,10 @@ def test_report_study_filter_pools_one_study_only(tmp_path, env):
     sweeps = {
         "a.yaml": {**base, "grid": {"width": [2]}},
         "b.yaml": {**base, "grid": {"width": [3]}},
-        "mean.yaml": {"study": "userstudy:MeanStudy", "data": {"name": "synthetic", "n_train": 8, "n_test": 8}},
+        "mean.yaml": {
+            "study": "userstudy:MeanStudy",
+            "data": {"name": "synthetic", "n_train": 8, "n_test": 8},
+        },
     }
     out = tmp_path / "out"
     for name, sweep in sweeps.items():

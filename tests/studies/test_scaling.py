@@ -237,7 +237,9 @@ def test_linear_control_is_its_entk_regression_at_the_mnist_interpolation_peak()
     from tangentlab.studies.scaling import build_description, kernel_regression, least_squares_step
 
     n, nt, ridge = 1024, 300, 1e-6
-    ds = RunConfig(study="scaling", data={"name": "mnist", "n_train": n, "n_test": nt}).data.load(shape="flat")
+    ds = RunConfig(study="scaling", data={"name": "mnist", "n_train": n, "n_test": nt}).data.load(
+        shape="flat"
+    )
     x, xt = ds.x_train.to(torch.float64), ds.x_test.to(torch.float64)
     y, yt = ds.y_train.to(torch.float64), ds.y_test.to(torch.float64)  # one-hot targets
     assert y.shape == (n, 10)
