@@ -245,6 +245,9 @@ def _only_studies(rows: list[StoredRun], only: list[str], out_dir: Path) -> list
     return [row for row in rows if names[row.study] & set(only)]
 
 
+STDERR_IDS = 10  # run ids a report note prints on stderr (the HTML header lists every one)
+
+
 @app.command("report", short_help="Write the HTML report of an output folder.")
 def report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
@@ -311,7 +314,13 @@ def report(
         if group:
             notes[label] = f"{len(group)} run(s): " + ", ".join(r.run_id for r in group)
             hint = " (tangentlab report --all pools them)" if group is not_used else ""
-            typer.echo(f"tangentlab: {label}: {notes[label]}{hint}", err=True)
+            shown = ", ".join(r.run_id for r in group[:STDERR_IDS])
+            more = (
+                f", ... ({len(group) - STDERR_IDS} more; all in the report's header)"
+                if len(group) > STDERR_IDS
+                else ""
+            )
+            typer.echo(f"tangentlab: {label}: {len(group)} run(s): {shown}{more}{hint}", err=True)
     counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
     metadata = {
         "output folder": str(out_dir),

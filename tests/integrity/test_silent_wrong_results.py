@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -206,3 +207,24 @@ def test_report_study_filter_pools_one_study_only(tmp_path, env):
     unknown = tangentlab("report", str(out), "--study", "lazy", cwd=tmp_path, env=env)
     assert unknown.returncode == 2
     assert "--study: lazy has no runs" in unknown.stderr and "mean, toy" in unknown.stderr
+
+
+def test_report_stderr_names_at_most_ten_unused_runs(tmp_path, env):
+    """A folder with hundreds of superseded runs (full/dispersion: 336) gets a one-line note, not 336 ids."""
+    base = {"study": TOY, "data": {"name": "synthetic", "n_train": 8, "n_test": 8}, "seeds": 1}
+    old, new = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    old.write_text(yaml.safe_dump({**base, "grid": {"width": list(range(2, 14))}}))
+    new.write_text(yaml.safe_dump({**base, "grid": {"width": [20]}}))
+    out = tmp_path / "out"
+    for config in (old, new):
+        ran = tangentlab("run", str(config), "--out", str(out), "--no-progress", cwd=tmp_path, env=env)
+        assert ran.returncode == 0, ran.stderr
+    report = tangentlab("report", str(out), cwd=tmp_path, env=env)
+    assert report.returncode == 0, report.stderr
+    line = next(x for x in report.stderr.splitlines() if "other config revisions" in x)
+    assert "12 run(s)" in line and "(2 more; all in the report's header)" in line
+    assert len(re.findall(r"\b[0-9a-f]{16}\b", line)) == 10
+    records = json.loads(tangentlab("results", str(out), "--format", "json", cwd=tmp_path, env=env).stdout)
+    page = (out / "report" / "index.html").read_text()
+    old_ids = [r["run_id"] for r in records if r["config"]["params"]["width"] != 20]
+    assert len(old_ids) == 12 and all(run_id in page for run_id in old_ids)
