@@ -18,8 +18,8 @@ import typer
 
 from tangentlab import studies
 from tangentlab._cli_configs import configs_app, print_params
+from tangentlab._cli_report import build_sections, only_studies
 from tangentlab._packaged import resolve_config
-from tangentlab._sweep_yaml import with_provenance
 from tangentlab._version import __version__
 from tangentlab.auditing import Thresholds
 from tangentlab.auditing import audit as run_audit
@@ -34,8 +34,6 @@ from tangentlab.runner import (
     load_sweep,
     run_sweep,
 )
-from tangentlab.runner.selection import select
-from tangentlab.studies import ResultRow
 
 app = typer.Typer(
     name="tangentlab",
@@ -230,24 +228,6 @@ def results(
         raise _fail(str(err)) from None
 
 
-def _only_studies(rows: list[StoredRun], only: list[str], out_dir: Path) -> list[StoredRun]:
-    """The rows of the studies ``only`` names, by registered name (``scaling``) or as stored (``module:Class``)."""
-    names: dict[str, set[str]] = {}
-    for stored in dict.fromkeys(row.study for row in rows):
-        try:
-            names[stored] = {stored, studies.get_study(stored).name}
-        except ValueError:
-            names[stored] = {stored}
-    unknown = [name for name in dict.fromkeys(only) if not any(name in aliases for aliases in names.values())]
-    if unknown:
-        present = ", ".join(sorted(min(a, key=len) for a in names.values())) or "none"
-        raise _fail(f"--study: {', '.join(unknown)} has no runs in {out_dir} (studies there: {present})")
-    return [row for row in rows if names[row.study] & set(only)]
-
-
-STDERR_IDS = 10  # run ids a report note prints on stderr (the HTML header lists every one)
-
-
 @app.command("report", short_help="Write the HTML report of an output folder.")
 def report(
     out_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
@@ -277,8 +257,10 @@ def report(
     with _opened(out_dir) as store:
         rows = store.runs()
         sweeps = {name: store.sweeps(name) for name in store.studies()}
-    if only:
-        rows = _only_studies(rows, only, out_dir)
+    try:
+        rows = only_studies(rows, only, out_dir) if only else rows
+    except ValueError as err:
+        raise _fail(str(err)) from None
     target = out if out is not None else out_dir
     figures_dir = (target / "report" / "figures").resolve()  # studies may return their figures as given
     try:
@@ -287,45 +269,19 @@ def report(
         raise _fail(
             f"--out: cannot write the report into {target} ({err.strerror}); pass --out elsewhere"
         ) from None
-    sections, notes = [], {}
-    not_used, missing, diverged = [], [], []
-    for study_name in dict.fromkeys(row.study for row in rows):
-        try:
-            study = studies.get_study(study_name)
-        except ValueError as err:
-            raise _fail(f"{out_dir}: {err}") from None
-        chosen = select(
-            [r for r in rows if r.study == study_name], sweeps.get(study_name, []), use_all=use_all
+    try:
+        built = build_sections(
+            rows, sweeps, use_all=use_all, figures_dir=figures_dir, out_dir=out_dir, target=target
         )
-        not_used += chosen.other_revisions
-        missing += chosen.missing_artifacts
-        diverged += chosen.diverged
-        done = [_result_row(row) for row in chosen.used if row.status == "done"]
-        if not done:
-            typer.echo(f"tangentlab: {study_name}: no finished runs; left out of the report", err=True)
-            continue
-        section = study.report(done, figures_dir)
-        sections.append(with_provenance(section, study, chosen.used, out_dir, target))
-    for label, group in (
-        ("other config revisions, not used", not_used),
-        ("artifacts missing, left out", missing),
-        ("diverged (kept out of fits)", diverged),
-    ):
-        if group:
-            notes[label] = f"{len(group)} run(s): " + ", ".join(r.run_id for r in group)
-            hint = " (tangentlab report --all pools them)" if group is not_used else ""
-            shown = ", ".join(r.run_id for r in group[:STDERR_IDS])
-            more = (
-                f", ... ({len(group) - STDERR_IDS} more; all in the report's header)"
-                if len(group) > STDERR_IDS
-                else ""
-            )
-            typer.echo(f"tangentlab: {label}: {len(group)} run(s): {shown}{more}{hint}", err=True)
+    except ValueError as err:
+        raise _fail(str(err)) from None
+    for message in built.messages:
+        typer.echo(message, err=True)
     counts = {status: sum(row.status == status for row in rows) for status in ("done", "failed", "running")}
     metadata = {
         "output folder": str(out_dir),
         "runs": ", ".join(f"{n} {status}" for status, n in counts.items()),
-        **notes,
+        **built.notes,
         "tangentlab": __version__,
         "torch": torch.__version__,
         "written": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -334,7 +290,7 @@ def report(
         + (" --all" if use_all else "")
         + "".join(f" --study {name}" for name in dict.fromkeys(only or ())),
     }
-    path = write_report(target, sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
+    path = write_report(target, built.sections, title=f"tangentlab report: {out_dir.name}", metadata=metadata)
     _say(str(path))
 
 
@@ -466,10 +422,6 @@ def _opened(out_dir: Path) -> ResultStore:
         return ResultStore(out_dir)
     except (FileNotFoundError, StoreError) as err:
         raise _fail(str(err)) from None
-
-
-def _result_row(row: StoredRun) -> ResultRow:
-    return ResultRow(row.run_id, row.config, row.status, row.metrics, row.artifacts_dir)
 
 
 def main() -> None:
