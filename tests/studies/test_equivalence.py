@@ -110,6 +110,36 @@ def test_centered_net_starts_at_zero_with_the_same_entk():
     assert all(not p.requires_grad for p in centered.initial.parameters())
 
 
+def test_centered_reuses_the_frozen_output_only_for_the_same_unmodified_input():
+    from tangentlab.studies.equivalence import Centered
+
+    description = arch.serial(arch.Dense(WIDTH), arch.ReLU(), arch.Dense(3))
+    net = description.build((5,), seed=2, dtype=torch.float64)
+    centered = Centered(net)
+    x = torch.randn(6, 5, dtype=torch.float64)
+    calls = []
+    centered.initial.register_forward_hook(lambda *_: calls.append(1))
+    with torch.no_grad():
+        next(net.parameters()).add_(0.2)
+    first = centered(x)
+    second = centered(x)
+    assert len(calls) == 1  # the same tensor again: the frozen output is reused
+    torch.testing.assert_close(second, net(x) - description.build((5,), seed=2, dtype=torch.float64)(x))
+    assert torch.equal(first, second)
+    x.mul_(2.0)  # modified in place: recomputed, and right for the new values
+    torch.testing.assert_close(centered(x), net(x) - description.build((5,), seed=2, dtype=torch.float64)(x))
+    assert len(calls) == 2
+    y = x.clone()  # equal values, another tensor: recomputed
+    centered(y)
+    assert len(calls) == 3
+    # an input that requires grad gets a fresh graph every call, and its input gradient is right
+    z = torch.randn(4, 5, dtype=torch.float64, requires_grad=True)
+    (g1,) = torch.autograd.grad(centered(z).sum(), z)
+    (g2,) = torch.autograd.grad(centered(z).sum(), z)
+    torch.testing.assert_close(g1, g2)
+    assert len(calls) == 5
+
+
 def test_centering_makes_the_converged_linearization_equal_entk_regression():
     centered = EquivalenceStudy().run(_config()).metrics
     assert centered["centered"] is True
