@@ -100,3 +100,38 @@ def test_wide_one_hidden_layer_ensemble_matches_the_ntk_gp(tmp_path):
     )
     failed = get_study("output_variance").report([fake], tmp_path / "figures2").to_dict()["numbers"]
     assert failed["positive_control"]["verdict"] == "no match"
+
+
+def test_the_control_is_the_depth1_cell_whose_output_scale_matches_the_targets():
+    """Among depth-1 cells the control is the one with prior output variance K(x,x) closest in log to the targets'
+    (1): a small-output cell that misses (the full sweep's ReLU sigma_w2 = 0.5, K = 0.11, ratio 1.020) is listed,
+    not chosen; without the K record the old rule (smallest ordered sigma_w2) stands."""
+    from tangentlab.studies.output_variance.report import _control
+
+    def cell(ratio, ci, prior, ph="ordered"):
+        return {
+            "ratio": ratio,
+            "ci": ci,
+            "prior_var": prior,
+            "phase": ph,
+            "width": 4096,
+            "members": 128,
+            "runs": [],
+        }
+
+    cells = {
+        ("relu", 0.5, 1): cell(1.020, [1.006, 1.035], 0.113),
+        ("relu", 1.0, 1): cell(1.003, [0.99, 1.01], 0.451),
+        ("relu", 2.0, 1): cell(0.998, [0.99, 1.005], 1.805, "EOC"),
+        ("tanh", 2.0, 1): cell(1.004, [0.995, 1.013], 0.942, "chaotic"),
+        ("relu", 0.5, 4): cell(3.0, [2.0, 4.0], 0.1),
+    }
+    ctrl = _control(cells)
+    assert ctrl is not None and "tanh" in ctrl["setting"] and "σ_w² = 2" in ctrl["setting"]
+    assert ctrl["verdict"] == "match"
+    assert set(ctrl["all_depth1"]) == {"relu|0.5", "relu|1", "relu|2", "tanh|2"}
+    assert ctrl["all_depth1"]["relu|0.5"]["ratio"] == 1.020
+    only_small = {k: v for k, v in cells.items() if k == ("relu", 0.5, 1)}
+    assert _control(only_small)["verdict"] == "no match"  # the test can still fail
+    no_record = {k: {**v, "prior_var": None} for k, v in cells.items()}
+    assert "σ_w² = 0.5" in _control(no_record)["setting"]
