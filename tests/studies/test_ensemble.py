@@ -190,5 +190,10 @@ def test_a_small_sweep_runs_and_reports_numbers_as_data(tmp_path: Path):
     assert lo <= entry["widest"]["distance"] <= hi
     by_width = {r["config"]["params"]["width"]: r["metrics"]["mean_distance_t3"] for r in listed}
     assert math.isclose(entry["widest"]["distance"], by_width[512], rel_tol=1e-6)
+    control = section["numbers"]["positive_control"]
+    assert control["measured"]["gap1d"]["width"] == 512 and control["measured"]["gap1d"]["t"] == 3
+    assert math.isclose(control["measured"]["gap1d"]["distance"]["mean"], by_width[512], rel_tol=1e-6)
+    calls = control["measured"]["gap1d"]["calls"]
+    assert control["verdict"] == ("match" if set(calls.values()) == {"match"} else "no match")
     figures = set(section["figures"])
     assert {"ensemble_distance_vs_width.png", "ensemble_bands_gap1d.png"} <= figures

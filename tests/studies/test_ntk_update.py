@@ -138,4 +138,9 @@ def test_a_small_sweep_runs_and_reports_its_fit_as_data(tmp_path: Path):
     }
     assert numbers["theorem_fit"] is not None and math.isfinite(numbers["theorem_fit"]["rate"])
     assert set(numbers["fixed_depth_width_slopes"]) == {"2", "4"}
+    control = numbers["positive_control"]
+    assert control["measured"] == numbers["fixed_depth_width_slopes"]
+    assert control["verdict"] == (
+        "match" if all(v < -0.5 for v in control["measured"].values()) else "no match"
+    )
     assert section["verdict"] in ("supported", "mixed", "not supported", "inconclusive")

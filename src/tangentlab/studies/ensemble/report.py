@@ -66,14 +66,21 @@ def _fmt(curve: Curve) -> str:
 
 def _verdict(
     per_data: dict[str, dict[tuple[str, int], Curve]], widest: dict[str, int]
-) -> tuple[Verdict, str, list[str]]:
+) -> tuple[Verdict, str, list[str], dict[str, object]]:
     controls: list[str] = []
     control_ok = True
+    measured: dict[str, object] = {}
     for name, cs in per_data.items():
         t0 = min(t for _, t in cs)
         calls = {s: match_call(*cs[(s, t0)].interval(widest[name])[1:]) for s in STATS}
         ok = all(c == "match" for c in calls.values())
         control_ok &= ok
+        measured[name] = {
+            "width": widest[name],
+            "t": t0,
+            "distance": {s: float(cs[(s, t0)].interval(widest[name])[0]) for s in STATS},
+            "calls": calls,
+        }
         dist = ", ".join(f"{s} {cs[(s, t0)].interval(widest[name])[0]:.3g}" for s in STATS)
         controls.append(
             f"Positive control ({name}, widest width {widest[name]}, shortest time t = {t0}): distances {dist} — "
@@ -84,6 +91,12 @@ def _verdict(
         for name, cs in per_data.items()
         for (s, t), c in cs.items()
     ]
+    control: dict[str, object] = {
+        "setting": "each dataset's widest ensemble at the shortest time (NTK parametrization, full-batch GD)",
+        "expected": f"the ensemble's mean and variance match the NTK-GP's: distance CI below {MATCH_TOL:g}",
+        "measured": measured,
+        "verdict": "match" if control_ok else "no match",
+    }
     n_bound = sum(b for *_, b, _ in checks)
     n_match = sum(m for *_, m in checks)
     summary = (
@@ -91,13 +104,23 @@ def _verdict(
         f"ensembles match the NTK-GP (distance < {MATCH_TOL:g}) in {n_match}/{len(checks)}"
     )
     if not control_ok:
-        return "inconclusive", f"Verdict: inconclusive — the positive control fails. {summary}.", controls
+        return (
+            "inconclusive",
+            f"Verdict: inconclusive — the positive control fails. {summary}.",
+            controls,
+            control,
+        )
     if n_bound == len(checks) and n_match == len(checks):
-        return "supported", f"Verdict: supported — {summary}.", controls
+        return "supported", f"Verdict: supported — {summary}.", controls, control
     if n_bound == 0:
-        return "not supported", f"Verdict: not supported — {summary}.", controls
+        return "not supported", f"Verdict: not supported — {summary}.", controls, control
     failing = [f"{name} t={t} {s}" for name, s, t, b, m in checks if not (b and m)]
-    return "mixed", f"Verdict: mixed — {summary}; short of the claim: {', '.join(failing)}.", controls
+    return (
+        "mixed",
+        f"Verdict: mixed — {summary}; short of the claim: {', '.join(failing)}.",
+        controls,
+        control,
+    )
 
 
 def _settings(rows: list[ResultRow[EnsembleParams]], n_failed: int, n_diverged: int) -> tuple[str, ...]:
@@ -140,7 +163,7 @@ def section(study: Study, rows: list[ResultRow[EnsembleParams]], figures_dir: Pa
             findings=("Fewer than two widths for a dataset: no slope can be fitted.",),
             runs=tuple(r.run_id for r in done),
         )
-    verdict, verdict_text, controls = _verdict(per_data, widest)
+    verdict, verdict_text, controls, control = _verdict(per_data, widest)
     findings = [verdict_text, *controls]
     numbers: dict[str, object] = {
         "theory_slope": THEORY_SLOPE,
@@ -148,6 +171,7 @@ def section(study: Study, rows: list[ResultRow[EnsembleParams]], figures_dir: Pa
         "match_tol": MATCH_TOL,
         "n_boot": N_BOOT,
         "rule": "within the bound iff slope <= theory_slope + max(tolerance, slope - lo); match iff hi < match_tol",
+        "positive_control": control,
     }
     table_rows = []
     datasets: dict[str, object] = {}

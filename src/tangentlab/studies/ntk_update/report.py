@@ -226,6 +226,15 @@ def section(study: Study, rows: list[ResultRow[NtkUpdateParams]], figures_dir: P
         else {"rate": theorem.rate, "ci_half": rate_half, "c": theorem.intercept},
         "free_fit": None if free is None else free._asdict(),
         "fixed_depth_width_slopes": {str(d): s for d, s in controls.items()},
+        "positive_control": {
+            "setting": "fixed depth, growing width: the NTK must freeze as width grows",
+            "expected": "log-log slope of |E[ΔK]|/E[K] against width below −0.5 at every depth (Theorem 2 as read: "
+            "−1 − a·depth/width)",
+            "measured": {str(d): s for d, s in controls.items()},
+            "verdict": "match" if control_ok else "no match",
+        }
+        if controls
+        else None,
         "points": [
             {
                 "width": w,
