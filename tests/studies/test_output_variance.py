@@ -106,7 +106,7 @@ def test_the_control_is_the_depth1_cell_whose_output_scale_matches_the_targets()
     """Among depth-1 cells the control is the one with prior output variance K(x,x) closest in log to the targets'
     (1): a small-output cell that misses (the full sweep's ReLU sigma_w2 = 0.5, K = 0.11, ratio 1.020) is listed,
     not chosen; without the K record the old rule (smallest ordered sigma_w2) stands."""
-    from tangentlab.studies.output_variance.report import _control
+    from tangentlab.studies.output_variance.report import positive_control
 
     def cell(ratio, ci, prior, ph="ordered"):
         return {
@@ -126,12 +126,12 @@ def test_the_control_is_the_depth1_cell_whose_output_scale_matches_the_targets()
         ("tanh", 2.0, 1): cell(1.004, [0.995, 1.013], 0.942, "chaotic"),
         ("relu", 0.5, 4): cell(3.0, [2.0, 4.0], 0.1),
     }
-    ctrl = _control(cells)
+    ctrl = positive_control(cells)
     assert ctrl is not None and "tanh" in ctrl["setting"] and "σ_w² = 2" in ctrl["setting"]
     assert ctrl["verdict"] == "match"
     assert set(ctrl["all_depth1"]) == {"relu|0.5", "relu|1", "relu|2", "tanh|2"}
     assert ctrl["all_depth1"]["relu|0.5"]["ratio"] == 1.020
     only_small = {k: v for k, v in cells.items() if k == ("relu", 0.5, 1)}
-    assert _control(only_small)["verdict"] == "no match"  # the test can still fail
+    assert positive_control(only_small)["verdict"] == "no match"  # the test can still fail
     no_record = {k: {**v, "prior_var": None} for k, v in cells.items()}
-    assert "σ_w² = 0.5" in _control(no_record)["setting"]
+    assert "σ_w² = 0.5" in positive_control(no_record)["setting"]

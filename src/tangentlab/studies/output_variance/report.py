@@ -181,7 +181,10 @@ def _control_key(ctrl: dict[tuple[str, float, int], dict[str, Any]]) -> tuple[st
     return min(ordered or ctrl, key=lambda k: (k[1], k[0]))
 
 
-def _control(cells: dict[tuple[str, float, int], dict[str, Any]]) -> dict[str, Any] | None:
+def positive_control(cells: dict[tuple[str, float, int], dict[str, Any]]) -> dict[str, Any] | None:
+    """The report's positive-control entry from the per-cell summaries ``(activation, sigma_w2, depth) -> cell``:
+    the depth-1 cell chosen by :func:`_control_key`, its verdict ("match" when its CI contains 1 and it lies within
+    ``CONTROL_TOL`` of 1) and every depth-1 cell beside it; None without depth-1 cells."""
     ctrl = {k: c for k, c in cells.items() if k[2] == CONTROL_DEPTH}
     if not ctrl:
         return None
@@ -210,7 +213,7 @@ def section(study: Study, rows: list[ResultRow[OutputVarianceParams]], figures_d
     base = section_header(study)
     done = [r for r in rows if r.status == "done"]
     cells = _cells(done)
-    control = _control(cells)
+    control = positive_control(cells)
     findings: list[str] = []
     if control:
         m = control["measured"]
